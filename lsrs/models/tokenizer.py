@@ -235,8 +235,8 @@ class MultiScaleQuantizer(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.patch_nums = cfg.patch_nums
+        self.quant_resi = _PhiSet(cfg)  # registered first: the official state-dict key order
         self.embedding = nn.Embedding(cfg.vocab_size, cfg.z_channels)
-        self.quant_resi = _PhiSet(cfg)
         self.register_buffer("ema_vocab_hit_SV", torch.zeros(len(cfg.patch_nums), cfg.vocab_size))
         self.phi_index = phi_index_per_scale(len(cfg.patch_nums), cfg.num_phi)
 

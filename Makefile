@@ -1,0 +1,38 @@
+# lsrs: `make setup` installs everything into .venv; `make test` runs the test suite (installing first).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+FASHION_DIR := /usr/share/datasets/fashion-mnist
+
+.PHONY: setup data test bench mini-models clean-venv
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
+	$(PIP) install -q -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.installed data
+
+# The mini profile's data: the Debian package dataset-fashion-mnist (installed when we are root).
+data:
+	@if [ -d $(FASHION_DIR) ]; then echo "Fashion-MNIST found in $(FASHION_DIR)"; \
+	elif [ "$$(id -u)" = 0 ]; then (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
+	else echo "Fashion-MNIST missing: run 'sudo apt-get install dataset-fashion-mnist' (tests that need it are skipped)"; fi
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) benchmarks/bench_sampler.py
+
+# Train the mini tokenizer and VAR and draw a sample grid (about 25 minutes on 2 cores).
+mini-models: setup
+	$(VENV)/bin/lsrs train-tokenizer --out runs/mini/tokenizer
+	$(VENV)/bin/lsrs train-var --tokenizer runs/mini/tokenizer --out runs/mini/var_d4
+	$(VENV)/bin/lsrs sample --tokenizer runs/mini/tokenizer --var runs/mini/var_d4 --out runs/mini/samples.png
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,107 @@
+"""Checkpoint files: strict loading with a useful error, atomic saving, and model configs beside them.
+
+A finished model is stored as a plain state dict in the official layout (``name.pth``), so our
+files and the official ones are interchangeable, plus a small JSON sidecar (``name.json``) with the
+config that built it. Training snapshots (``*.train.pth``) hold model, optimiser and progress for
+resuming.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable, or does not fit the model; the message says why."""
+
+
+def atomic_save(obj, path: str | Path) -> None:
+    """torch.save to a temporary file in the same folder, then rename: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def atomic_write_text(text: str, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_state_dict(path: str | Path, what: str = "checkpoint", hint: str = "") -> dict[str, torch.Tensor]:
+    """Load a state dict from `path` (a plain dict, or a dict holding one under 'model'/'state_dict')."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{what} not found: {path}. {hint}".strip())
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for corrupt or truncated files
+        raise CheckpointError(f"{what} {path} could not be read ({type(exc).__name__}: {exc}); "
+                              f"the file is corrupt or not a PyTorch checkpoint") from exc
+    for key in ("model", "state_dict"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{what} {path} does not hold a state dict of tensors")
+    return obj
+
+
+def state_dict_mismatch(model: nn.Module, state: dict[str, torch.Tensor],
+                        tolerate: tuple[str, ...] = ()) -> list[str]:
+    """Human-readable problems between a model's state dict and `state`: missing, unexpected, shape."""
+    own = model.state_dict()
+    problems = [f"missing key {k} {tuple(v.shape)}" for k, v in own.items() if k not in state]
+    problems += [f"unexpected key {k} {tuple(v.shape)}" for k, v in state.items() if k not in own]
+    problems += [f"wrong shape for {k}: checkpoint {tuple(state[k].shape)}, model {tuple(v.shape)}"
+                 for k, v in own.items() if k in state and state[k].shape != v.shape and k not in tolerate]
+    return problems
+
+
+def load_into(model: nn.Module, path: str | Path, what: str = "checkpoint", hint: str = "",
+              tolerate: tuple[str, ...] = ("quantize.ema_vocab_hit_SV",)) -> nn.Module:
+    """Strictly load the state dict at `path` into `model`, listing every mismatch on failure.
+
+    `tolerate` names keys whose shape may differ (the VQ-VAE's unused hit-count buffer, whose row
+    count depends on the number of scales it was trained with).
+    """
+    state = read_state_dict(path, what, hint)
+    problems = state_dict_mismatch(model, state, tolerate)
+    if problems:
+        shown = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
+        raise CheckpointError(f"{what} {path} does not fit the model ({len(problems)} problems):\n  {shown}")
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+def config_to_json(cfg) -> str:
+    return json.dumps(dataclasses.asdict(cfg), indent=2, sort_keys=True)
+
+
+def config_from_json(cls, path: str | Path):
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"model config {path} not found (it is written next to the checkpoint)")
+    data = json.loads(path.read_text())
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise CheckpointError(f"{path}: unknown config keys {sorted(unknown)}")
+    return cls(**data)
