@@ -4,22 +4,30 @@ A reference folder (layout of ``shared/reference/var/refset``) holds official st
 and the official outputs, possibly reduced (logits only at some positions, summaries elsewhere,
 derived tensors left out). `compute_outputs` loads the state dicts into our models and recomputes
 every stored quantity from the *saved inputs* of each stage, so a difference in one stage cannot
-spill into the next. `compare` (lsrs.refcompare) applies the reference README's tolerances.
+spill into the next. `lsrs.refcompare.compare_outputs` applies the reference README's tolerances, and
+`run_refcheck` does both and prints the per-quantity table.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from lsrs.models import VAR, VQVAE, TokenizerConfig, TransformerConfig
+from lsrs.refcompare import compare_outputs, has_problems, render_table
 from lsrs.sampler import OfficialRNG, TokenSampler, filter_top_k_top_p, generate
 
 FILES = ("ref_vqvae.pth", "ref_next_ar_inputs.pth", "ref_var_teacher_forced.pth", "ref_inference.pth",
          "ref_units.pth")
+REQUIRED_FILES = ("vae_state_dict.pth", "ref_vqvae.pth")   # plus the var_d*_state_dict.pth
+IMAGE_KEYS = ("decoded_raw", "decoded_img", "img_01")   # a run stores its image under one of these
+UNIT_SAMPLER_SEED = 1234     # ref_units.pth: each sampler setting draws from a CPU Generator seeded with this
 
 
 @dataclass
@@ -30,6 +38,8 @@ class RefSet:
     @classmethod
     def open(cls, root: str | Path) -> "RefSet":
         root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"reference folder {root} does not exist")
         if not (root / "meta.json").is_file():
             raise FileNotFoundError(f"{root} is not a reference set: meta.json is missing")
         return cls(root, json.loads((root / "meta.json").read_text()))
@@ -39,6 +49,24 @@ class RefSet:
         if not path.is_file():
             raise FileNotFoundError(f"reference file {path} is missing")
         return torch.load(path, map_location="cpu", weights_only=False)
+
+    def check_files(self) -> None:
+        """Fail early (before minutes of compute) if a file is missing or differs from meta.json's record."""
+        missing = [n for n in REQUIRED_FILES if not self.has(n)]
+        problems = []
+        for name, rec in self.meta.get("files", {}).items():
+            path = self.root / name
+            if not path.is_file():
+                missing.append(name)
+            elif "bytes" in rec and path.stat().st_size != rec["bytes"]:
+                problems.append(f"{name}: {path.stat().st_size} bytes, meta.json records {rec['bytes']}")
+            elif "sha256" in rec and _sha256(path) != rec["sha256"]:
+                problems.append(f"{name}: sha256 differs from meta.json")
+        if missing:
+            raise FileNotFoundError(f"reference set {self.root} is incomplete, missing: {', '.join(sorted(set(missing)))}")
+        if problems:
+            raise ValueError(f"reference set {self.root} is damaged or modified: " + "; ".join(problems))
+        self.var_state_path()
 
     def has(self, name: str) -> bool:
         return (self.root / name).is_file()
@@ -70,6 +98,14 @@ class RefSet:
         return found[0]
 
 
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def load_models(ref: RefSet) -> tuple[VQVAE, VAR]:
     vae, var = VQVAE(ref.tokenizer_config()), VAR(ref.transformer_config())
     vae.load_state_dict(ref.load("vae_state_dict.pth"), strict=True)
@@ -83,10 +119,34 @@ def vqvae_outputs(vae: VQVAE, ref_in: dict) -> dict:
     enc = vae.encoder(images)
     f = vae.quant_conv(enc)
     idx, _ = vae.quantize.quantize(f)
+    gap, best = vq_distance_diagnostics(vae.quantize, f)
     fhats = vae.quantize.idx_to_fhats([i for i in ref_in["idx_Bl"]])
     raw = vae.decode_raw(fhats[-1])
-    return {"encoder_out": enc, "f": f, "idx_Bl": idx, "idx_BL": torch.cat(idx, 1),
-            "fhat_per_scale": torch.stack(fhats), "decoded_raw": raw, "decoded_img": raw.clamp(-1, 1)}
+    return {"encoder_out": enc, "f": f, "idx_Bl": idx, "idx_BL": torch.cat(idx, 1), "nn_dist_gap": gap,
+            "nn_dist_min": best, "fhat_per_scale": torch.stack(fhats), "decoded_raw": raw,
+            "decoded_img": raw.clamp(-1, 1)}
+
+
+@torch.inference_mode()
+def vq_distance_diagnostics(q, f: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Per token and scale, the best squared codebook distance and the gap to the second best.
+
+    A small gap means float noise may legitimately pick the other code; the comparison only reports these
+    (the tolerance rule uses the reference's own gaps). Replays the residual loop of `quantize` with the
+    same expanded distance form (|z|^2 + |e|^2 - 2 z.e) as `nearest_code`."""
+    b, c = f.shape[:2]
+    e = q.embedding.weight
+    f_rest, gaps, best = f.clone(), [], []
+    for si, pn in enumerate(q.patch_nums):
+        z = q.downsample(f_rest, pn).permute(0, 2, 3, 1).reshape(-1, c)
+        d = z.pow(2).sum(1, keepdim=True) + e.pow(2).sum(1)
+        d.addmm_(z, e.T, alpha=-2, beta=1)
+        two = d.topk(2, dim=1, largest=False).values
+        best.append(two[:, 0].view(b, pn * pn))
+        gaps.append((two[:, 1] - two[:, 0]).view(b, pn * pn))
+        idx = d.argmin(1)
+        f_rest = f_rest - q.scale_contribution(si, q.embedding(idx).view(b, pn, pn, c).permute(0, 3, 1, 2))
+    return gaps, best
 
 
 @torch.inference_mode()
@@ -122,12 +182,13 @@ def inference_outputs(vae: VQVAE, var: VAR, ref_inf: dict) -> dict:
             raise ValueError(f"run {name}: g_seed=None uses the global RNG and cannot be reproduced")
         sampler = TokenSampler(OfficialRNG(g_seed), top_k=int(kw.get("top_k", 0)), top_p=float(kw.get("top_p", 0.0)),
                                more_smooth=bool(kw.get("more_smooth", False)))
-        gen = generate(var, vae, labels, sampler, cfg=float(kw.get("cfg", 1.5)), record=True)
-        raw = vae.decode_raw(gen.f_hat)
+        gen = generate(var, vae, labels, sampler, cfg=float(kw.get("cfg", 1.5)), decode=False, record=True)
         runs[name] = {"kwargs": run["kwargs"], "idx_Bl": gen.idx, "f_hat_final": gen.f_hat,
-                      "decoded_raw": raw, "img_01": raw.clamp(-1, 1).add(1).mul(0.5),
                       "cfg_logits": torch.cat(gen.cfg_logits, 1), "uncond_logits": torch.cat(gen.uncond_logits, 1),
                       "n_kept": torch.cat(gen.n_kept, 1).to(torch.int16)}
+        if any(key in run for key in IMAGE_KEYS):   # decoding costs more than sampling: only where stored
+            raw = vae.decode_raw(gen.f_hat)
+            runs[name].update(decoded_raw=raw, img_01=raw.clamp(-1, 1).add(1).mul(0.5))
     return {"labels": labels, "runs": runs}
 
 
@@ -146,7 +207,7 @@ def unit_outputs(vae: VQVAE, ref_u: dict) -> dict:
         top_k, top_p = int(k_str[1:]), float(p_str[1:])
         kept = torch.isfinite(filter_top_k_top_p(logits.clone(), top_k, top_p))
         masked = filter_top_k_top_p(logits.clone(), top_k, top_p)
-        gen = torch.Generator("cpu").manual_seed(1234)
+        gen = torch.Generator("cpu").manual_seed(UNIT_SAMPLER_SEED)
         samples = torch.multinomial(masked.softmax(-1).view(-1, logits.shape[-1]), 1, True, generator=gen)
         out["sampler"][setting] = {"kept": kept, "samples": samples.view(logits.shape[:2])}
     return out
@@ -185,3 +246,28 @@ def write_outputs(outputs: dict[str, dict], out_dir: str | Path) -> None:
         tmp = out_dir / (name + ".tmp")
         torch.save(obj, tmp)
         tmp.replace(out_dir / name)
+
+
+def run_refcheck(ref_dir: str | Path, out_dir: str | Path | None = None, echo: Callable[[str], object] = print) -> int:
+    """Recompute a reference set with our models, optionally write our outputs, compare and print a table.
+
+    Returns 0 when no quantity FAILs or is MISSING, else 1. Raises FileNotFoundError / ValueError when the
+    set is incomplete or damaged, before any compute is spent."""
+    ref = RefSet.open(ref_dir)
+    ref.check_files()
+    runs = list(ref.meta.get("runs", {}))
+    echo(f"reference set {ref.root}: VAR depth {ref.meta.get('depth')}, {ref.meta.get('n_images', '?')} images, "
+         f"runs {', '.join(runs) or '(none)'}")
+    start = time.perf_counter()
+
+    def progress(msg: str) -> None:
+        echo(f"[{time.perf_counter() - start:6.1f}s] {msg}")
+
+    outputs = compute_outputs(ref, progress)
+    progress("computed all outputs")
+    if out_dir is not None:
+        write_outputs(outputs, out_dir)
+        progress(f"wrote {len(outputs)} output files to {out_dir}")
+    rows = compare_outputs(ref.root, outputs)
+    echo(render_table(rows))
+    return 1 if has_problems(rows) else 0

@@ -1,0 +1,130 @@
+"""Data reader, params validation, training resume and the CLI on tiny synthetic data."""
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from lsrs.cli import app
+from lsrs.config import ParamsError, load_params
+from lsrs.data import DataMissingError, load_fashion_mnist, parse_idx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    with gzip.open(path, "wb") as fh:
+        fh.write(header + array.astype(np.uint8).tobytes())
+
+
+def make_fake_fashion(root: Path, n_train: int = 96, n_test: int = 40) -> Path:
+    """Class-dependent blobs in Fashion-MNIST's IDX layout (28x28, labels 0..9)."""
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        labels = np.arange(n) % 10
+        images = np.zeros((n, 28, 28), np.uint8)
+        for i, c in enumerate(labels):
+            images[i, 2 + 2 * c: 8 + 2 * c, 4:24] = 200 + rng.integers(0, 55)
+        write_idx(root / f"{split}-images-idx3-ubyte.gz", images)
+        write_idx(root / f"{split}-labels-idx1-ubyte.gz", labels)
+    return root
+
+
+def tiny_params(tmp_path: Path, data_root: Path, **optim) -> Path:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"]["root"] = str(data_root)
+    params["tokenizer"]["model"].update(ch=8, vocab_size=32, z_channels=4, norm_groups=4)
+    params["var"]["model"].update(depth=1, width=32, num_heads=1)
+    for section in ("tokenizer", "var"):
+        params[section]["train"]["optim"].update(steps=6, batch_size=8, warmup_steps=2, checkpoint_every=3, **optim)
+    params["sampling"].update(top_k=0, top_p=0.0)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def test_idx_reader_and_padding(tmp_path):
+    root = make_fake_fashion(tmp_path / "fm")
+    data = load_fashion_mnist(root, "train")
+    assert data.images.shape == (96, 1, 32, 32) and data.images.dtype == torch.uint8
+    assert data.labels[:12].tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+    assert int(data.images[:, :, :2].sum()) == 0  # padding is background
+    assert data.as_float(slice(0, 2)).min() >= -1 and data.as_float(slice(0, 2)).max() <= 1
+    with pytest.raises(ValueError, match="magic"):
+        parse_idx(b"\x01\x02\x03\x04")
+
+
+def test_missing_data_names_the_package(tmp_path):
+    with pytest.raises(DataMissingError, match="dataset-fashion-mnist"):
+        load_fashion_mnist(tmp_path / "nowhere")
+
+
+def test_params_errors_name_the_key(tmp_path):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["var"]["train"]["optim"]["lr"] = -1
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(ParamsError, match="var.train.optim"):
+        load_params(tmp_path / "p.yaml")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["tokenizer"]["model"]["vocab"] = 3
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(ParamsError, match="tokenizer.model.vocab: unknown key"):
+        load_params(tmp_path / "p.yaml")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["sampling"]["rng"] = "global"
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(ParamsError, match="sampling"):
+        load_params(tmp_path / "p.yaml")
+    assert load_params(ROOT / "params.yaml").var_model().vocab_size == 512
+
+
+def test_train_resume_equals_uninterrupted_and_cli_samples(tmp_path):
+    """Stop after a snapshot, resume: the final weights equal an uninterrupted run's, bit for bit."""
+    from lsrs import runs
+    from lsrs.train import TokenizerTrainer
+
+    root = make_fake_fashion(tmp_path / "fm")
+    params = load_params(tiny_params(tmp_path, root))
+    full = runs.train_tokenizer(params, tmp_path / "full", log=lambda m: None)
+
+    class Interrupt(Exception):
+        pass
+
+    original = TokenizerTrainer.save_snapshot
+
+    def crash_after_first_snapshot(self):
+        original(self)
+        raise Interrupt
+
+    TokenizerTrainer.save_snapshot = crash_after_first_snapshot
+    try:
+        with pytest.raises(Interrupt):
+            runs.train_tokenizer(params, tmp_path / "resumed", log=lambda m: None)
+    finally:
+        TokenizerTrainer.save_snapshot = original
+    resumed = runs.train_tokenizer(params, tmp_path / "resumed", log=lambda m: None)
+    a = torch.load(tmp_path / "full" / "tokenizer.pth")
+    b = torch.load(tmp_path / "resumed" / "tokenizer.pth")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert full["mse_pm1"] == resumed["mse_pm1"]
+    for name in ("tokenizer_loss.csv", "tokenizer_loss.png", "tokenizer_recon.png", "tokenizer.json"):
+        assert (tmp_path / "resumed" / name).is_file()
+
+    cli = CliRunner()
+    p = str(tmp_path / "params.yaml")
+    res = cli.invoke(app, ["train-var", "-p", p, "--tokenizer", str(tmp_path / "full"), "--out", str(tmp_path / "var")])
+    assert res.exit_code == 0, res.output
+    res = cli.invoke(app, ["sample", "-p", p, "--tokenizer", str(tmp_path / "full"), "--var", str(tmp_path / "var"),
+                           "--out", str(tmp_path / "grid.png"), "--per-class", "2"])
+    assert res.exit_code == 0, res.output
+    from PIL import Image
+
+    assert Image.open(tmp_path / "grid.png").size == (2 * 33 + 1, 10 * 33 + 1)
+    res = cli.invoke(app, ["sample", "-p", p, "--tokenizer", str(tmp_path / "full"), "--var", str(tmp_path / "nope")])
+    assert res.exit_code == 2 and "not found" in res.output
