@@ -128,3 +128,13 @@ def test_train_resume_equals_uninterrupted_and_cli_samples(tmp_path):
     assert Image.open(tmp_path / "grid.png").size == (2 * 33 + 1, 10 * 33 + 1)
     res = cli.invoke(app, ["sample", "-p", p, "--tokenizer", str(tmp_path / "full"), "--var", str(tmp_path / "nope")])
     assert res.exit_code == 2 and "not found" in res.output
+
+
+def test_cli_help_and_refcheck_missing_folder(tmp_path):
+    cli = CliRunner()
+    res = cli.invoke(app, ["--help"])
+    assert res.exit_code == 0
+    for command in ("train-tokenizer", "train-var", "sample", "refcheck"):
+        assert command in res.output
+    res = cli.invoke(app, ["refcheck", str(tmp_path / "no-such-set")])
+    assert res.exit_code == 2 and "no-such-set" in res.output
