@@ -62,18 +62,27 @@ class OfficialRNG:
         self.generator = torch.Generator("cpu").manual_seed(int(seed))
 
 
+# Namespaces of per-sample streams. Evaluation samples and the generated maps the scorer learns
+# from hash different words, so their draws are disjoint by construction whatever seeds and sample
+# ids a user picks.
+STREAMS = {"eval": 0, "scorer-data": 1, "preview": 2}
+
+
 class PerSampleRNG:
-    """Independent streams per (seed, sample index, scale, purpose); batch-invariant by design."""
+    """Independent streams per (seed, stream, sample index, scale, purpose); batch-invariant by design."""
 
     mode = "per-sample"
     _CANDIDATES, _GUMBEL = 0, 1
 
-    def __init__(self, seed: int, sample_ids: torch.Tensor | list[int]):
-        self.seed = int(seed)
+    def __init__(self, seed: int, sample_ids: torch.Tensor | list[int], stream: str = "eval"):
+        if stream not in STREAMS:
+            raise ValueError(f"unknown RNG stream {stream!r}; known: {sorted(STREAMS)}")
+        self.seed, self.stream = int(seed), stream
         self.sample_ids = [int(i) for i in sample_ids]
 
     def _gen(self, sample_id: int, si: int, purpose: int) -> torch.Generator:
-        return torch.Generator("cpu").manual_seed(_seed_for(self.seed, sample_id, si, purpose))
+        words = (self.seed, STREAMS[self.stream], sample_id, si, purpose)
+        return torch.Generator("cpu").manual_seed(_seed_for(*words))
 
     def uniforms(self, si: int, n: int, l: int) -> torch.Tensor:
         """(B, n, l) uniforms: candidate j of image i at scale si is row j of image i's stream."""

@@ -96,3 +96,13 @@ def test_selector_hook_controls_tokens_and_f_hat():
     with torch.no_grad():
         expected = vae.quantize.idx_to_fhats(g.idx)[-1]
     torch.testing.assert_close(g.f_hat, expected, atol=1e-5, rtol=0)
+
+
+def test_streams_are_disjoint():
+    a = PerSampleRNG(0, [0, 1], stream="eval").uniforms(1, 2, 4)
+    b = PerSampleRNG(0, [0, 1], stream="scorer-data").uniforms(1, 2, 4)
+    assert not torch.equal(a, b)
+    import pytest
+
+    with pytest.raises(ValueError, match="stream"):
+        PerSampleRNG(0, [0], stream="typo")
