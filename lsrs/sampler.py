@@ -72,7 +72,7 @@ class PerSampleRNG:
     """Independent streams per (seed, stream, sample index, scale, purpose); batch-invariant by design."""
 
     mode = "per-sample"
-    _CANDIDATES, _GUMBEL = 0, 1
+    _CANDIDATES, _GUMBEL, _SELECT, _REPLACE = 0, 1, 2, 3
 
     def __init__(self, seed: int, sample_ids: torch.Tensor | list[int], stream: str = "eval"):
         if stream not in STREAMS:
@@ -87,6 +87,15 @@ class PerSampleRNG:
     def uniforms(self, si: int, n: int, l: int) -> torch.Tensor:
         """(B, n, l) uniforms: candidate j of image i at scale si is row j of image i's stream."""
         return torch.stack([torch.rand(n, l, generator=self._gen(i, si, self._CANDIDATES))
+                            for i in self.sample_ids])
+
+    def selection_uniforms(self, si: int) -> torch.Tensor:
+        """(B,) uniforms for a randomised choice among candidates at scale si."""
+        return torch.stack([torch.rand(1, generator=self._gen(i, si, self._SELECT))[0] for i in self.sample_ids])
+
+    def random_tokens(self, si: int, l: int, vocab_size: int) -> torch.Tensor:
+        """(B, l) uniformly random token ids (the paper's Figure 1 replacement)."""
+        return torch.stack([torch.randint(vocab_size, (l,), generator=self._gen(i, si, self._REPLACE))
                             for i in self.sample_ids])
 
     def exponentials(self, si: int, shape: tuple[int, ...]) -> torch.Tensor:
