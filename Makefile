@@ -25,8 +25,13 @@ data:
 test: setup
 	$(PY) -m pytest -q
 
+# Sampler speed and LSRS overhead, each next to the peer code (work trees in /work/official_var and
+# /work/official_lsrs, see benchmarks/*.py --help); the peers import einops and huggingface_hub.
+BENCH_ARGS ?=
 bench: setup
-	$(PY) benchmarks/bench_sampler.py
+	@$(PY) -c "import einops, huggingface_hub" 2>/dev/null || $(PIP) install -q einops huggingface_hub
+	@s=0; $(PY) benchmarks/bench_sampler.py $(BENCH_ARGS) || s=1; \
+	$(PY) benchmarks/bench_lsrs.py $(BENCH_ARGS) || s=1; exit $$s
 
 # Train the mini tokenizer and VAR and draw a sample grid (about 25 minutes on 2 cores).
 mini-models: setup

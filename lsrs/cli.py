@@ -10,6 +10,7 @@ import typer
 app = typer.Typer(help="LSRS (Latent Scale Rejection Sampling for VAR): train, sample, check and reproduce.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
+ERRORS = (ValueError, FileNotFoundError, RuntimeError)
 PARAMS = typer.Option(Path("params.yaml"), "--params", "-p", help="Parameter file (validated before any work).")
 
 
@@ -34,7 +35,7 @@ def train_tokenizer(
 
     try:
         runs.train_tokenizer(_params(params), out, log=typer.echo)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+    except ERRORS as exc:
         _fail(exc)
 
 
@@ -51,14 +52,22 @@ def train_var(
 
     try:
         runs.train_var(_params(params), tokenizer, out, depth=depth, width=width, log=typer.echo)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+    except ERRORS as exc:
         _fail(exc)
+
+
+TOKENIZER = typer.Option(Path("runs/mini/tokenizer"), help="Tokenizer run folder or .pth (official vae_ch160v4096z32.pth works).")
+VAR_OPT = typer.Option(Path("runs/mini/var_d4"), help="VAR run folder or .pth (official var_dNN.pth works).")
+
+
+def _sampling(p, **overrides):
+    return dataclasses.replace(p.sampling, **{k: v for k, v in overrides.items() if v is not None})
 
 
 @app.command()
 def sample(
-    var: Path = typer.Option(Path("runs/mini/var_d4"), help="VAR run folder or .pth (official var_dNN.pth works)."),
-    tokenizer: Path = typer.Option(Path("runs/mini/tokenizer"), help="Tokenizer run folder or .pth."),
+    var: Path = VAR_OPT,
+    tokenizer: Path = TOKENIZER,
     out: Path = typer.Option(Path("runs/mini/samples.png"), help="Output PNG grid: one row per class."),
     per_class: int = typer.Option(8, min=1, help="Images per class (columns)."),
     seed: int = typer.Option(0, help="Sampling seed."),
@@ -67,20 +76,119 @@ def sample(
     top_p: Optional[float] = typer.Option(None, help="Top-p after top-k; 0 disables (default: sampling.top_p)."),
     rng: Optional[str] = typer.Option(None, help="'per-sample' (batch-size invariant) or 'official' (g_seed stream)."),
     batch_size: Optional[int] = typer.Option(None, min=1, help="Images per forward pass (default: sampling.batch_size)."),
+    scorer: Optional[Path] = typer.Option(None, help="Trained scorer (folder or scorer.pth): sample with LSRS."),
+    m: Optional[int] = typer.Option(None, "--M", help="LSRS candidates per scale (default: params M)."),
+    st: Optional[int] = typer.Option(None, "--ST", help="First LSRS scale, 1-based (default: params ST)."),
+    selection: Optional[str] = typer.Option(None, help="'greedy' (argmax) or 'topk' (default: lsrs.selection.method)."),
+    selection_k: Optional[int] = typer.Option(None, help="k of top-k selection (default: lsrs.selection.k)."),
+    temperature: Optional[float] = typer.Option(None, help="Temperature of top-k selection."),
     params: Path = PARAMS,
 ):
-    """Sample a class-by-class image grid from a trained VAR."""
+    """Sample a class-by-class image grid from a trained VAR; with --scorer, by LSRS (M, ST from params)."""
     from lsrs import runs
 
     try:
         p = _params(params)
-        overrides = {k: v for k, v in dict(cfg=cfg, top_k=top_k, top_p=top_p, rng=rng).items() if v is not None}
-        sampling = dataclasses.replace(p.sampling, **overrides)
+        sampling = _sampling(p, cfg=cfg, top_k=top_k, top_p=top_p, rng=rng)
         vae = runs.load_tokenizer(tokenizer)
         model = runs.load_var(var, vae)
-        runs.sample_grid(model, vae, sampling, out, per_class=per_class, seed=seed, batch_size=batch_size)
+        plan = None
+        if scorer is not None:
+            sel = dataclasses.replace(p.lsrs.selection, **{k: v for k, v in dict(
+                method=selection, k=selection_k, temperature=temperature).items() if v is not None})
+            plan = runs.lsrs_plan(scorer, vae, p.schedule(m, st), sel)
+            typer.echo(f"LSRS: schedule {list(plan.schedule)}, selection {sel.method}")
+        elif any(v is not None for v in (m, st, selection, selection_k, temperature)):
+            raise ValueError("--M, --ST and the selection options need --scorer")
+        runs.sample_grid(model, vae, sampling, out, per_class=per_class, seed=seed, batch_size=batch_size, plan=plan)
         typer.echo(f"wrote {out}")
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+    except ERRORS as exc:
+        _fail(exc)
+
+
+@app.command("random-scales")
+def random_scales(
+    var: Path = VAR_OPT,
+    tokenizer: Path = TOKENIZER,
+    out: Path = typer.Option(Path("runs/mini/random_scales.png"), help="Output PNG: one row per class."),
+    classes: str = typer.Option("0,1,2,3,4,5,6,7,8,9", help="Comma-separated class ids, one row each."),
+    seed: int = typer.Option(0, help="Sampling seed."),
+    params: Path = PARAMS,
+):
+    """Figure 1: the plain sample, then the same sample with one scale's tokens replaced by random ones."""
+    from lsrs import runs
+
+    try:
+        p = _params(params)
+        vae = runs.load_tokenizer(tokenizer)
+        model = runs.load_var(var, vae)
+        ids = [int(c) for c in classes.split(",") if c.strip()]
+        if not ids or min(ids) < 0 or max(ids) >= model.cfg.num_classes:
+            raise ValueError(f"--classes must be ids in [0, {model.cfg.num_classes})")
+        runs.random_scale_grid(model, vae, p.sampling, out, ids, seed)
+        typer.echo(f"wrote {out} (columns: plain, then scale 1..{len(vae.cfg.patch_nums)} replaced)")
+    except ERRORS as exc:
+        _fail(exc)
+
+
+@app.command()
+def extract(
+    tokenizer: Path = TOKENIZER,
+    out: Path = typer.Option(Path("runs/mini/tokens/real"), help="Token store folder (resumes if interrupted)."),
+    params: Path = PARAMS,
+):
+    """Real images -> multi-scale token maps (a sharded token store), for the scorer's real side."""
+    from lsrs import runs
+
+    try:
+        store = runs.extract_real_tokens(_params(params), tokenizer, out, log=typer.echo)
+        typer.echo(f"wrote {len(store)} real token maps to {out}")
+    except ERRORS as exc:
+        _fail(exc)
+
+
+@app.command("sample-tokens")
+def sample_tokens(
+    var: Path = VAR_OPT,
+    tokenizer: Path = TOKENIZER,
+    out: Path = typer.Option(Path("runs/mini/tokens/generated_d4"), help="Token store folder (resumes)."),
+    params: Path = PARAMS,
+):
+    """Generated token maps for the scorer: tokens.generated_per_class per class, on the 'scorer-data' RNG stream.
+
+    Sampling settings come from params (sampling.*), the seed from tokens.seed. The stream is disjoint
+    from every evaluation draw by construction, whatever seeds are chosen.
+    """
+    from lsrs import runs
+
+    try:
+        store = runs.sample_generated_tokens(_params(params), tokenizer, var, out, log=typer.echo)
+        typer.echo(f"wrote {len(store)} generated token maps to {out}")
+    except ERRORS as exc:
+        _fail(exc)
+
+
+@app.command("train-scorer")
+def train_scorer(
+    tokenizer: Path = TOKENIZER,
+    real: Path = typer.Option(Path("runs/mini/tokens/real"), help="Token store of real maps (`lsrs extract`)."),
+    generated: Path = typer.Option(Path("runs/mini/tokens/generated_d4"), help="Token store of generated maps."),
+    out: Path = typer.Option(Path("runs/mini/scorer_d4_pairwise"), help="Folder for scorer.pth/.json, CSVs, plots."),
+    loss: Optional[str] = typer.Option(None, help="'pairwise' or 'pointwise' (default: scorer.train.loss)."),
+    without_first_scale: Optional[bool] = typer.Option(None, "--without-first-scale/--with-first-scale",
+                                                       help="Leave scale 1 out of training (appendix H)."),
+    epochs: Optional[int] = typer.Option(None, min=1, help="Override scorer.train.epochs."),
+    params: Path = PARAMS,
+):
+    """Train the LSRS scorer to rank real above generated token maps, every scale jointly (resumes)."""
+    from lsrs import runs
+
+    try:
+        metrics = runs.train_scorer(_params(params), tokenizer, real, generated, out, log=typer.echo,
+                                    loss=loss, without_first_scale=without_first_scale, epochs=epochs)
+        accs = " ".join(f"{a:.3f}" for a in metrics["val_acc_per_scale"])
+        typer.echo(f"validation accuracy per scale: {accs}")
+    except ERRORS as exc:
         _fail(exc)
 
 

@@ -15,8 +15,11 @@ from pathlib import Path
 import yaml
 
 from lsrs.models import TokenizerConfig, TransformerConfig
+from lsrs.rejection import SelectionConfig, schedule_from
 from lsrs.sampler import RNG_MODES
-from lsrs.train import OptimConfig, TokenizerTrainConfig, VarTrainConfig
+from lsrs.scorer import ScorerConfig
+from lsrs.scorer_train import ScorerTrainConfig
+from lsrs.train import TokenizerTrainConfig, VarTrainConfig
 
 
 class ParamsError(ValueError):
@@ -64,13 +67,58 @@ class SamplingConfig:
 
 
 @dataclass(frozen=True)
+class TokensConfig:
+    """The scorer's data: real token maps of training images and generated maps of the VAR."""
+
+    real_per_class: int | None = None  # real maps per class (the first ones of the training split); None: all
+    generated_per_class: int = 1000  # the authors' protocol: 1000 per class
+    shard_size: int = 4096  # maps per shard file (the unit of resume)
+    seed: int = 0  # seed of the generated maps' stream ("scorer-data", disjoint from evaluation draws)
+
+    def __post_init__(self):
+        if self.real_per_class is not None and self.real_per_class < 1:
+            raise ValueError(f"real_per_class must be >= 1 or null, got {self.real_per_class}")
+        if self.generated_per_class < 1 or self.shard_size < 1:
+            raise ValueError("generated_per_class and shard_size must be >= 1")
+
+
+@dataclass(frozen=True)
+class ScorerSection:
+    model: ScorerConfig = ScorerConfig()
+    train: ScorerTrainConfig = ScorerTrainConfig()
+
+
+@dataclass(frozen=True)
+class LSRSSection:
+    """How LSRS picks among the candidates; M and ST are top-level params (`dvc exp run -S M=256`)."""
+
+    selection: SelectionConfig = SelectionConfig()
+    schedule: tuple[int, ...] | None = None  # explicit m_1..m_K; overrides M/ST when given
+
+
+@dataclass(frozen=True)
 class Params:
     profile: str = "mini"
+    M: int = 32  # LSRS candidates per scale of the main run
+    ST: int = 2  # first LSRS scale (1-based) of the main run
     data: DataConfig = DataConfig()
     tokenizer: TokenizerSection = TokenizerSection()
     var: VarSection = VarSection()
     sampling: SamplingConfig = SamplingConfig()
+    tokens: TokensConfig = TokensConfig()
+    scorer: ScorerSection = ScorerSection()
+    lsrs: LSRSSection = LSRSSection()
     extra: dict = field(default_factory=dict)  # sections owned by later stages, kept verbatim
+
+    @property
+    def num_scales(self) -> int:
+        return len(self.tokenizer.model.patch_nums)
+
+    def schedule(self, M: int | None = None, ST: int | None = None) -> tuple[int, ...]:
+        """{m_1..m_K}: lsrs.schedule if given, else from M/ST (the top-level ones unless overridden)."""
+        if self.lsrs.schedule is not None and M is None and ST is None:
+            return self.lsrs.schedule
+        return schedule_from(self.M if M is None else M, self.ST if ST is None else ST, self.num_scales)
 
     def var_model(self, depth: int | None = None, width: int | None = None) -> TransformerConfig:
         """The transformer config with vocabulary, latent channels and scales taken from the tokenizer."""
@@ -120,7 +168,26 @@ def from_dict(cls, data: dict, prefix: str = ""):
         raise ParamsError(f"{prefix or cls.__name__}: {exc}") from exc
 
 
-KNOWN_SECTIONS = {"profile", "data", "tokenizer", "var", "sampling"}
+KNOWN_SECTIONS = {"profile", "M", "ST", "data", "tokenizer", "var", "sampling", "tokens", "scorer", "lsrs"}
+
+
+def check_consistency(params: Params) -> None:
+    """Rules that span sections (each section validated itself already); raises ParamsError naming the key."""
+    k = params.num_scales
+    if params.M < 1:
+        raise ParamsError(f"M: must be >= 1, got {params.M}")
+    if not 1 <= params.ST <= k:
+        raise ParamsError(f"ST: must be in 1..{k} (the tokenizer has {k} scales), got {params.ST}")
+    sched = params.lsrs.schedule
+    if sched is not None and (len(sched) != k or min(sched) < 1):
+        raise ParamsError(f"lsrs.schedule: needs {k} entries >= 1 (one per scale), got {list(sched)}")
+    tok, sc = params.tokenizer.model, params.scorer.model
+    if sc.in_channels != tok.z_channels:
+        raise ParamsError(f"scorer.model.in_channels: must equal tokenizer.model.z_channels={tok.z_channels}")
+    if sc.num_scales != k:
+        raise ParamsError(f"scorer.model.num_scales: must equal the number of scales ({k})")
+    if sc.num_classes != params.var.model.num_classes:
+        raise ParamsError(f"scorer.model.num_classes: must equal var.model.num_classes={params.var.model.num_classes}")
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
@@ -134,6 +201,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     extra = {k: v for k, v in raw.items() if k not in KNOWN_SECTIONS}
     try:
         params = from_dict(Params, known)
+        check_consistency(params)
     except ParamsError as exc:
         raise ParamsError(f"{path}: {exc}") from None
     return dataclasses.replace(params, extra=extra)

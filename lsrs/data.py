@@ -64,6 +64,16 @@ class ImageSet:
         """Images at `index` scaled to [-1, 1], the range the VQ-VAE sees."""
         return self.images[index].float().div_(127.5).sub_(1.0)
 
+    def first_per_class(self, n: int | None) -> tuple["ImageSet", torch.Tensor]:
+        """The first n images of every class (in dataset order) and their dataset indices; n=None keeps all."""
+        if n is None:
+            return self, torch.arange(len(self))
+        keep = torch.zeros(len(self), dtype=torch.bool)
+        for c in range(self.num_classes):
+            keep[(self.labels == c).nonzero().flatten()[:n]] = True
+        idx = keep.nonzero().flatten()
+        return ImageSet(self.images[idx], self.labels[idx], self.num_classes), idx
+
 
 def load_fashion_mnist(root: str | Path = DEFAULT_FASHION_MNIST, split: str = "train", pad_to: int = 32,
                        limit: int | None = None) -> ImageSet:

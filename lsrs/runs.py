@@ -5,10 +5,13 @@ logs), and writes its artefacts atomically; the Typer commands in lsrs.cli only 
 """
 from __future__ import annotations
 
+import dataclasses
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -16,6 +19,7 @@ from lsrs.checkpoint import CheckpointError, config_from_json, load_into, read_s
 from lsrs.config import Params
 from lsrs.data import ImageSet, load_fashion_mnist
 from lsrs.models import VAR, VQVAE, TokenizerConfig, TransformerConfig
+from lsrs.rejection import LSRSSelector, ScoreFn, SelectionConfig
 from lsrs.sampler import OfficialRNG, PerSampleRNG, TokenSampler, generate
 from lsrs import train as T
 
@@ -137,17 +141,52 @@ def _cached_tokens(vae: VQVAE, data: ImageSet, path: Path, tokenizer_dir: Path) 
     return tokens
 
 
-def make_selector(sampling, sample_ids: torch.Tensor, seed: int) -> TokenSampler:
-    rng = PerSampleRNG(seed, sample_ids) if sampling.rng == "per-sample" else OfficialRNG(seed)
-    return TokenSampler(rng, top_k=sampling.top_k, top_p=sampling.top_p)
+@dataclass(frozen=True)
+class LSRSPlan:
+    """What turns plain sampling into LSRS: a score function, a schedule {m_1..m_K} and a selection rule."""
+
+    score_fn: ScoreFn
+    schedule: tuple[int, ...]
+    selection: SelectionConfig = SelectionConfig()
+
+    @property
+    def is_plain(self) -> bool:
+        return all(m == 1 for m in self.schedule)
+
+
+def make_selector(sampling, sample_ids: torch.Tensor, seed: int, plan: LSRSPlan | None = None,
+                  stream: str = "eval") -> TokenSampler | LSRSSelector:
+    """The per-scale selector of one batch: plain sampling, or LSRS when a non-trivial plan is given."""
+    rng = PerSampleRNG(seed, sample_ids, stream) if sampling.rng == "per-sample" else OfficialRNG(seed)
+    plain = TokenSampler(rng, top_k=sampling.top_k, top_p=sampling.top_p)
+    if plan is None or plan.is_plain:
+        return plain
+    return LSRSSelector(plain, plan.score_fn, plan.schedule, plan.selection)
+
+
+def lsrs_plan(scorer_path: str | Path, vae: VQVAE, schedule: tuple[int, ...],
+              selection: SelectionConfig = SelectionConfig()) -> LSRSPlan:
+    """Load a trained scorer (folder or .pth) and wrap it for `make_selector`; checks it fits the tokenizer."""
+    from lsrs.scorer import ScorerScoreFn, check_compatible, load_scorer, make_input
+
+    path = Path(scorer_path)
+    scorer = load_scorer(path / "scorer.pth" if path.is_dir() else path)
+    check_compatible(scorer.cfg, vae)
+    if len(schedule) != len(vae.cfg.patch_nums):
+        raise ValueError(f"the LSRS schedule has {len(schedule)} scales, the tokenizer {len(vae.cfg.patch_nums)}")
+    score_fn = ScorerScoreFn(scorer, make_input(scorer.cfg.input_kind, vae, scorer.cfg.input_size))
+    return LSRSPlan(score_fn, tuple(schedule), selection)
 
 
 def sample_images(var: VAR, vae: VQVAE, labels: torch.Tensor, sampling, seed: int,
-                  batch_size: int | None = None, first_id: int = 0, progress: bool = True) -> torch.Tensor:
+                  batch_size: int | None = None, first_id: int = 0, progress: bool = True,
+                  plan: LSRSPlan | None = None) -> torch.Tensor:
     """Images (N, C, H, W) in [0, 1] for `labels`; image i uses sample id first_id + i.
 
-    With the per-sample RNG the result does not depend on batch_size. With the official RNG each
-    batch reseeds the generator with seed + batch number (the official g_seed semantics).
+    With the per-sample RNG the result does not depend on batch_size, and image i sees the same
+    draws whatever the LSRS plan (candidate 0 of every scale is the plain sampler's draw). With the
+    official RNG each batch reseeds the generator with seed + batch number (the official g_seed
+    semantics); LSRS needs the per-sample RNG.
     """
     bs = batch_size or sampling.batch_size
     out = []
@@ -155,18 +194,98 @@ def sample_images(var: VAR, vae: VQVAE, labels: torch.Tensor, sampling, seed: in
     for n, start in enumerate(tqdm(starts, desc="sample", unit="batch", disable=not progress)):
         lab = labels[start:start + bs]
         ids = torch.arange(first_id + start, first_id + start + len(lab))
-        sel = make_selector(sampling, ids, seed if sampling.rng == "per-sample" else seed + n)
+        sel = make_selector(sampling, ids, seed if sampling.rng == "per-sample" else seed + n, plan)
         out.append(generate(var, vae, lab, sel, cfg=sampling.cfg).images.cpu())
     return torch.cat(out)
 
 
 def sample_grid(var: VAR, vae: VQVAE, sampling, out_png: Path, per_class: int = 8, seed: int = 0,
-                batch_size: int | None = None) -> torch.Tensor:
+                batch_size: int | None = None, plan: LSRSPlan | None = None) -> torch.Tensor:
     """A grid with one row per class and `per_class` samples in each row."""
     from torchvision.utils import save_image
 
     labels = torch.arange(var.cfg.num_classes).repeat_interleave(per_class)
-    images = sample_images(var, vae, labels, sampling, seed, batch_size)
+    images = sample_images(var, vae, labels, sampling, seed, batch_size, plan=plan)
     Path(out_png).parent.mkdir(parents=True, exist_ok=True)
     save_image(images, out_png, nrow=per_class, padding=1)
     return images
+
+
+def random_scale_grid(var: VAR, vae: VQVAE, sampling, out_png: Path, classes: list[int], seed: int = 0
+                      ) -> torch.Tensor:
+    """The paper's Figure 1: per row one class; column 0 is the plain sample, column k (1-based) the same
+    sample with scale k's token map replaced by uniformly random tokens while generation goes on.
+
+    Every column uses the same per-sample streams, so columns differ only through the replacement.
+    """
+    from torchvision.utils import save_image
+
+    from lsrs.rejection import RandomScale
+
+    if sampling.rng != "per-sample":
+        raise ValueError("random scale replacement needs sampling.rng = per-sample")
+    labels = torch.tensor(classes, dtype=torch.long)
+    ids = torch.arange(len(labels))
+    columns = []
+    for scale in tqdm([None, *range(len(vae.cfg.patch_nums))], desc="random scales", unit="column"):
+        plain = make_selector(sampling, ids, seed, stream="preview")
+        sel = plain if scale is None else RandomScale(plain, scale)
+        columns.append(generate(var, vae, labels, sel, cfg=sampling.cfg).images.cpu())
+    grid = torch.stack(columns, dim=1).flatten(0, 1)  # row-major: class, column
+    Path(out_png).parent.mkdir(parents=True, exist_ok=True)
+    save_image(grid, out_png, nrow=len(columns), padding=1)
+    return grid
+
+
+# --------------------------------------------------------------------------- LSRS data and scorer
+def _file_id(path: Path) -> dict:
+    """What identifies a model file in a store's meta: its path and content hash."""
+    from lsrs.checkpoint import sha256_file
+
+    return {"path": str(path), "sha256": sha256_file(path)}
+
+
+def extract_real_tokens(params: Params, tokenizer_dir: Path, out_dir: Path, log: Callable[[str], None] = print):
+    """Token maps of the first `tokens.real_per_class` training images of every class, as a token store."""
+    from lsrs.tokens import extract_real
+
+    vae = load_tokenizer(tokenizer_dir)
+    data, index = load_data(params, "train").first_per_class(params.tokens.real_per_class)
+    ckpt, _ = _resolve(tokenizer_dir, "tokenizer")
+    meta = {"source": f"{params.data.dataset} train", "real_per_class": params.tokens.real_per_class,
+            "image_size": params.data.image_size, "tokenizer": _file_id(ckpt)}
+    log(f"extract: {len(data)} real images -> token maps in {out_dir}")
+    return extract_real(vae, data, out_dir, meta, ids=index, shard_size=params.tokens.shard_size, log=log)
+
+
+def sample_generated_tokens(params: Params, tokenizer_dir: Path, var_dir: Path, out_dir: Path,
+                            log: Callable[[str], None] = print):
+    """`tokens.generated_per_class` VAR samples per class (stream 'scorer-data'), as a token store."""
+    from lsrs.tokens import sample_generated
+
+    vae = load_tokenizer(tokenizer_dir)
+    var = load_var(var_dir, vae)
+    sampling = dataclasses.replace(params.sampling, seed=params.tokens.seed)
+    meta = {"var": _file_id(_resolve(var_dir, "var")[0]), "tokenizer": _file_id(_resolve(tokenizer_dir, "tokenizer")[0])}
+    log(f"sample-tokens: {params.tokens.generated_per_class} maps per class x {var.cfg.num_classes} classes "
+        f"-> {out_dir}")
+    return sample_generated(var, vae, out_dir, params.tokens.generated_per_class, sampling, meta,
+                            shard_size=params.tokens.shard_size, log=log)
+
+
+def train_scorer(params: Params, tokenizer_dir: Path, real_dir: Path, generated_dir: Path, out_dir: Path,
+                 log: Callable[[str], None] = print, **train_overrides) -> dict:
+    """Train the scorer on two token stores (real vs generated); overrides replace scorer.train fields."""
+    from lsrs.scorer_train import train_scorer as fit
+    from lsrs.store import TokenStore
+
+    vae = load_tokenizer(tokenizer_dir)
+    real, gen = TokenStore.open(real_dir), TokenStore.open(generated_dir)
+    for name, store in (("real", real), ("generated", gen)):
+        if tuple(store.patch_nums) != tuple(vae.cfg.patch_nums) or store.vocab_size != vae.cfg.vocab_size:
+            raise ValueError(f"the {name} token store {store.path} was made with another tokenizer "
+                             f"(scales {tuple(store.patch_nums)}, V={store.vocab_size})")
+    train_cfg = dataclasses.replace(params.scorer.train, **{k: v for k, v in train_overrides.items() if v is not None})
+    as_int = lambda a: torch.from_numpy(np.asarray(a, dtype=np.int64))  # noqa: E731 (uint16 on disk)
+    return fit(as_int(real.tokens), as_int(real.labels), as_int(gen.tokens), as_int(gen.labels),
+               vae, params.scorer.model, train_cfg, out_dir, log=log)

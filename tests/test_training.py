@@ -44,6 +44,9 @@ def tiny_params(tmp_path: Path, data_root: Path, **optim) -> Path:
     for section in ("tokenizer", "var"):
         params[section]["train"]["optim"].update(steps=6, batch_size=8, warmup_steps=2, checkpoint_every=3, **optim)
     params["sampling"].update(top_k=0, top_p=0.0)
+    params["scorer"]["model"].update(in_channels=4, widths=[8, 16], emb_dim=8, mlp_dims=[16])
+    params["scorer"]["train"].update(epochs=1, batch_size=8)
+    params["tokens"].update(real_per_class=4, generated_per_class=3, shard_size=16)
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     return path
@@ -82,6 +85,24 @@ def test_params_errors_name_the_key(tmp_path):
     with pytest.raises(ParamsError, match="sampling"):
         load_params(tmp_path / "p.yaml")
     assert load_params(ROOT / "params.yaml").var_model().vocab_size == 512
+    for key, value, match in (("M", 0, "M: must be >= 1"), ("ST", 99, "ST: must be in 1..7"),
+                              ("M", True, "M: expected int")):
+        params = yaml.safe_load((ROOT / "params.yaml").read_text())
+        params[key] = value
+        (tmp_path / "p.yaml").write_text(yaml.safe_dump(params))
+        with pytest.raises(ParamsError, match=match):
+            load_params(tmp_path / "p.yaml")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["scorer"]["train"]["loss"] = "hinge"
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(ParamsError, match="scorer.train.*loss must be one of"):
+        load_params(tmp_path / "p.yaml")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["lsrs"]["selection"]["method"] = "best"
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(ParamsError, match="lsrs.selection"):
+        load_params(tmp_path / "p.yaml")
+    assert load_params(ROOT / "params.yaml").schedule(M=4, ST=3) == (1, 1, 4, 4, 4, 4, 4)
 
 
 def test_train_resume_equals_uninterrupted_and_cli_samples(tmp_path):

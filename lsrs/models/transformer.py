@@ -73,11 +73,26 @@ _LN100 = math.log(100)
 
 
 class KVCache:
-    """Per-block keys and values of the tokens seen so far, for scale-by-scale generation."""
+    """Per-block keys and values of the tokens seen so far, for scale-by-scale generation.
+
+    It also keeps each block's adaLN modulation ``ada_lin(cond)``: cond is fixed for a whole
+    generation, so it is computed at the first scale only (a 6C x C matrix-vector product per block
+    and scale, memory-bound on CPU). It is recomputed if a different cond tensor comes in.
+    """
 
     def __init__(self, depth: int):
         self.k: list[torch.Tensor | None] = [None] * depth
         self.v: list[torch.Tensor | None] = [None] * depth
+        self._cond: torch.Tensor | None = None
+        self._ada: list[torch.Tensor | None] = [None] * depth
+
+    def modulation(self, i: int, cond: torch.Tensor, ada_lin: nn.Module) -> torch.Tensor:
+        """ada_lin(cond) of block i, computed once per cond."""
+        if cond is not self._cond:
+            self._cond, self._ada = cond, [None] * len(self._ada)
+        if self._ada[i] is None:
+            self._ada[i] = ada_lin(cond)
+        return self._ada[i]
 
     def extend(self, i: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.k[i] is not None:
@@ -117,7 +132,10 @@ class FFN(nn.Module):
         self.fc1, self.fc2 = nn.Linear(c, hidden), nn.Linear(hidden, c)
 
     def forward(self, x):
-        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+        h = self.fc1(x)
+        # Without autograd, GELU in place on the fresh fc1 output saves its largest allocation.
+        h = torch.ops.aten.gelu_(h, approximate="tanh") if not torch.is_grad_enabled() else F.gelu(h, approximate="tanh")
+        return self.fc2(h)
 
 
 def _drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -142,7 +160,8 @@ class AdaLNBlock(nn.Module):
 
     def forward(self, x, cond, attn_bias=None, cache: KVCache | None = None, layer: int = 0):
         # official split order: gamma1, gamma2, scale1, scale2, shift1, shift2
-        g1, g2, s1, s2, b1, b2 = self.ada_lin(cond).view(-1, 1, 6, x.shape[-1]).unbind(2)
+        ada = self.ada_lin(cond) if cache is None else cache.modulation(layer, cond, self.ada_lin)
+        g1, g2, s1, s2, b1, b2 = ada.view(-1, 1, 6, x.shape[-1]).unbind(2)
         h = self.attn(self.ln_wo_grad(x).mul(s1.add(1)).add_(b1), attn_bias, cache, layer)
         x = x + _drop_path(h.mul_(g1), self.drop_path, self.training)
         h = self.ffn(self.ln_wo_grad(x).mul(s2.add(1)).add_(b2))

@@ -1,0 +1,104 @@
+"""The scorer's data: token stores of real images (tokenizer encodings) and of VAR samples.
+
+Both writers hand `lsrs.store.write_store` a producer that depends only on its item range, so an
+interrupted run resumes into byte-identical shards.
+
+Generated maps are drawn on the per-sample RNG stream "scorer-data": every draw of item i hashes
+(seed, stream, i, scale), and the evaluation samples use the stream "eval", so no generated map the
+scorer learns from shares randomness with an evaluated image, whatever seeds and ids are chosen.
+The official RNG has no streams (one generator for the whole batch), so it is refused here.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from lsrs.config import SamplingConfig
+from lsrs.data import ImageSet
+from lsrs.models import VAR, VQVAE
+from lsrs.sampler import PerSampleRNG, TokenSampler, generate
+from lsrs.store import StoreSpec, TokenStore, write_store
+
+SCORER_STREAM = "scorer-data"
+
+
+def _batches(start: int, count: int, batch_size: int, desc: str) -> Iterable[tuple[int, int]]:
+    """[a, b) batch bounds covering start..start+count, with a transient tqdm bar."""
+    bounds = [(a, min(a + batch_size, start + count)) for a in range(start, start + count, batch_size)]
+    return tqdm(bounds, desc=desc, unit="batch", leave=False, disable=len(bounds) < 2)
+
+
+def _data_digest(images: ImageSet, ids: np.ndarray) -> str:
+    """sha256 of the images, labels and ids, so a store of other data is never resumed into."""
+    h = hashlib.sha256()
+    for arr in (images.images.numpy(), images.labels.numpy().astype(np.int64), ids):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
+
+
+def extract_real(vae: VQVAE, images: ImageSet, out_dir: str | Path, meta: dict,
+                 ids: torch.Tensor | np.ndarray | None = None, shard_size: int = 4096, batch_size: int = 256,
+                 log: Callable[[str], None] = print) -> TokenStore:
+    """Encode `images` to multi-scale token maps; `ids` are their dataset indices (default 0..N-1)."""
+    n = len(images)
+    ids = np.arange(n, dtype=np.int64) if ids is None else np.asarray(ids, dtype=np.int64)
+    if ids.shape != (n,):
+        raise ValueError(f"ids must have one entry per image ({n}), got shape {ids.shape}")
+    spec = StoreSpec(kind="real", meta={**meta, "data_sha256": _data_digest(images, ids)},
+                     patch_nums=vae.cfg.patch_nums, vocab_size=vae.cfg.vocab_size, total=n, shard_size=shard_size)
+    vae.eval()
+    device = next(vae.parameters()).device
+
+    @torch.inference_mode()
+    def produce(start: int, count: int):
+        maps = [torch.cat(vae.img_to_idx(images.as_float(slice(a, b)).to(device)), 1).cpu()
+                for a, b in _batches(start, count, batch_size, f"encode {start}..")]
+        return torch.cat(maps).numpy(), images.labels[start:start + count].numpy(), ids[start:start + count]
+
+    return write_store(out_dir, spec, produce, log=log)
+
+
+def generated_labels(ids: np.ndarray, num_classes: int) -> np.ndarray:
+    """Item i has class i % C: classes interleave, so every prefix of the store is class-balanced."""
+    return np.asarray(ids, dtype=np.int64) % num_classes
+
+
+def sample_generated(var: VAR, vae: VQVAE, out_dir: str | Path, per_class: int, sampling: SamplingConfig,
+                     meta: dict, shard_size: int = 4096, log: Callable[[str], None] = print) -> TokenStore:
+    """`per_class` VAR token maps per class on the "scorer-data" stream (sample id i = item i).
+
+    Maps do not depend on `sampling.batch_size` (per-sample RNG), so it is not part of the spec and
+    a run may resume with another batch size.
+    """
+    if sampling.rng != "per-sample":
+        raise ValueError(f"generated token maps need the per-sample RNG (got rng={sampling.rng!r}): only its "
+                         f"'{SCORER_STREAM}' stream keeps the scorer's data disjoint from evaluation draws")
+    if per_class < 1:
+        raise ValueError(f"per_class must be >= 1, got {per_class}")
+    if tuple(var.cfg.patch_nums) != tuple(vae.cfg.patch_nums) or var.cfg.vocab_size != vae.cfg.vocab_size:
+        raise ValueError("the VAR and the tokenizer disagree on scales or vocabulary size")
+    num_classes = var.cfg.num_classes
+    meta = {**meta, "stream": SCORER_STREAM, "rng": sampling.rng, "seed": sampling.seed, "cfg": sampling.cfg,
+            "top_k": sampling.top_k, "top_p": sampling.top_p, "per_class": per_class, "num_classes": num_classes}
+    spec = StoreSpec(kind="generated", meta=meta, patch_nums=vae.cfg.patch_nums, vocab_size=vae.cfg.vocab_size,
+                     total=per_class * num_classes, shard_size=shard_size)
+    var.eval(), vae.eval()
+
+    def produce(start: int, count: int):
+        maps = []
+        for a, b in _batches(start, count, sampling.batch_size, f"sample {start}.."):
+            ids = torch.arange(a, b)
+            labels = torch.from_numpy(generated_labels(ids.numpy(), num_classes))
+            selector = TokenSampler(PerSampleRNG(sampling.seed, ids, stream=SCORER_STREAM),
+                                    sampling.top_k, sampling.top_p)
+            out = generate(var, vae, labels, selector, cfg=sampling.cfg, decode=False)
+            maps.append(torch.cat(out.idx, 1).cpu())
+        ids = np.arange(start, start + count, dtype=np.int64)
+        return torch.cat(maps).numpy(), generated_labels(ids, num_classes), ids
+
+    return write_store(out_dir, spec, produce, log=log)
