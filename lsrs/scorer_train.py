@@ -28,7 +28,7 @@ Pairs and scales (our reading of the paper and the authors' description, see the
 Losses, per (pair, scale): ``pairwise`` -log sigmoid(s_real - s_gen) (Eq. 4); ``pointwise`` the
 binary cross-entropy with real = 1 and generated = 0 averaged over the pair's two points,
 (softplus(-s_real) + softplus(s_gen)) / 2 (Eq. 5 as a mean over data points). Accuracy is always the
-pairwise one, the fraction of pairs with s_real > s_gen.
+pairwise one, the fraction of pairs with s_real > s_gen (a tie counts one half).
 
 Recipe (appendix A): Adam, lr 3e-4, batch 128, 4 epochs, linear warm-up over the first epoch, then
 cosine decay to `min_lr_ratio` * lr. After every epoch the scorer is evaluated on the validation
@@ -119,6 +119,15 @@ def pair_loss(s_real: torch.Tensor, s_gen: torch.Tensor, kind: str = "pairwise")
     if kind == "pointwise":
         return 0.5 * (F.softplus(-s_real) + F.softplus(s_gen))  # BCE(real, 1) and BCE(gen, 0), mean of both
     raise ValueError(f"unknown loss {kind!r} (known: {LOSSES})")
+
+
+def pair_accuracy(s_real: torch.Tensor, s_gen: torch.Tensor) -> torch.Tensor:
+    """Elementwise pairwise accuracy: 1 if s_real > s_gen, 0.5 on a tie, else 0.
+
+    Ties are common at the first scale, where a real and a generated map of the same class often hold
+    the same single token; counting them as failures would push the accuracy below chance.
+    """
+    return (s_real > s_gen).float() + 0.5 * (s_real == s_gen).float()
 
 
 def cosine_lr(step: int, total: int, warmup: int, lr: float, min_ratio: float = 0.0) -> float:
@@ -245,7 +254,7 @@ def evaluate(scorer: Scorer, real: InputBank, gen: InputBank, ri: torch.Tensor, 
         sl = slice(start, start + batch_size)
         s_r, s_g = score_pairs(scorer, real, gen, ri[sl], gi[sl], labels[sl], scales)
         loss_sum += pair_loss(s_r, s_g, loss).double().sum(0).cpu()
-        correct += (s_r > s_g).double().sum(0).cpu()
+        correct += pair_accuracy(s_r, s_g).double().sum(0).cpu()
     scorer.train(was_training)
     n = max(len(ri), 1)
     return (loss_sum / n).tolist(), (correct / n).tolist()
@@ -331,7 +340,7 @@ class ScorerTrainer(_Trainer):
         self.opt.step()
         self.step += 1
         return {"step": self.step, "epoch": epoch + 1, "lr": lr, "loss": loss.item(),
-                "acc": (s_r > s_g).float().mean().item(), "grad_norm": grad_norm}
+                "acc": pair_accuracy(s_r, s_g).float().mean().item(), "grad_norm": grad_norm}
 
     def validate(self, epoch: int) -> None:
         """Evaluate after `epoch` (1-based) epochs; keep the model if its validation loss is the best."""

@@ -83,6 +83,9 @@ def test_losses_match_float64_hand_computation():
     torch.testing.assert_close(pair_loss(s_real, s_gen, "pointwise").double(),
                                torch.tensor(point, dtype=torch.float64), rtol=1e-6, atol=1e-6)
     assert abs(float(pair_loss(torch.zeros(1), torch.zeros(1))) - math.log(2)) < 1e-7
+    from lsrs.scorer_train import pair_accuracy
+
+    assert pair_accuracy(s_real, s_gen).tolist() == [1.0, 0.0, 0.5, 1.0, 0.0]  # the tie counts one half
 
 
 def test_lr_schedule_warmup_then_cosine():

@@ -150,6 +150,36 @@ def test_train_resume_equals_uninterrupted_and_cli_samples(tmp_path):
     res = cli.invoke(app, ["sample", "-p", p, "--tokenizer", str(tmp_path / "full"), "--var", str(tmp_path / "nope")])
     assert res.exit_code == 2 and "not found" in res.output
 
+    # the LSRS chain: real and generated token stores, a scorer, LSRS sampling, Figure 1
+    models = ["-p", p, "--tokenizer", str(tmp_path / "full")]
+    res = cli.invoke(app, ["extract", *models, "--out", str(tmp_path / "real")])
+    assert res.exit_code == 0, res.output
+    res = cli.invoke(app, ["sample-tokens", *models, "--var", str(tmp_path / "var"), "--out", str(tmp_path / "gen")])
+    assert res.exit_code == 0, res.output
+    from lsrs.store import TokenStore
+
+    real, gen = TokenStore.open(tmp_path / "real"), TokenStore.open(tmp_path / "gen")
+    assert len(real) == 40 and len(gen) == 30 and sorted(set(real.labels.tolist())) == list(range(10))
+    res = cli.invoke(app, ["train-scorer", *models, "--real", str(tmp_path / "real"), "--generated",
+                           str(tmp_path / "gen"), "--out", str(tmp_path / "scorer"), "--loss", "pointwise"])
+    assert res.exit_code == 0, res.output
+    assert "validation accuracy per scale" in res.output and (tmp_path / "scorer" / "scorer_val.csv").is_file()
+    lsrs = [*models, "--var", str(tmp_path / "var"), "--per-class", "2"]
+    res = cli.invoke(app, ["sample", *lsrs, "--out", str(tmp_path / "m1.png"), "--scorer", str(tmp_path / "scorer"),
+                           "--M", "1"])
+    assert res.exit_code == 0, res.output
+    assert Image.open(tmp_path / "m1.png").tobytes() == Image.open(tmp_path / "grid.png").tobytes()  # M=1 is plain
+    res = cli.invoke(app, ["sample", *lsrs, "--out", str(tmp_path / "m4.png"), "--scorer", str(tmp_path / "scorer"),
+                           "--M", "4", "--selection", "topk", "--selection-k", "2"])
+    assert res.exit_code == 0, res.output
+    res = cli.invoke(app, ["sample", *lsrs, "--out", str(tmp_path / "bad.png"), "--scorer", str(tmp_path / "scorer"),
+                           "--ST", "99"])
+    assert res.exit_code == 2 and "ST must be in 1..7" in res.output and not (tmp_path / "bad.png").exists()
+    res = cli.invoke(app, ["random-scales", *models, "--var", str(tmp_path / "var"), "--classes", "0,3",
+                           "--out", str(tmp_path / "fig1.png")])
+    assert res.exit_code == 0, res.output
+    assert Image.open(tmp_path / "fig1.png").size == (8 * 33 + 1, 2 * 33 + 1)
+
 
 def test_cli_help_and_refcheck_missing_folder(tmp_path):
     cli = CliRunner()
