@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup data test bench mini-models clean-venv
+.PHONY: setup data test bench mini-models mini-lsrs clean-venv
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,15 @@ mini-models: setup
 	$(VENV)/bin/lsrs train-tokenizer --out runs/mini/tokenizer
 	$(VENV)/bin/lsrs train-var --tokenizer runs/mini/tokenizer --out runs/mini/var_d4
 	$(VENV)/bin/lsrs sample --tokenizer runs/mini/tokenizer --var runs/mini/var_d4 --out runs/mini/samples.png
+
+# LSRS on the mini models: token stores, both scorers, an LSRS grid and Figure 1 (about 5 minutes).
+mini-lsrs: setup
+	$(VENV)/bin/lsrs extract --out runs/mini/tokens/real
+	$(VENV)/bin/lsrs sample-tokens --out runs/mini/tokens/generated_d4
+	$(VENV)/bin/lsrs train-scorer --loss pairwise --out runs/mini/scorer_d4_pairwise
+	$(VENV)/bin/lsrs train-scorer --loss pointwise --out runs/mini/scorer_d4_pointwise
+	$(VENV)/bin/lsrs sample --scorer runs/mini/scorer_d4_pairwise --out runs/mini/samples_lsrs.png
+	$(VENV)/bin/lsrs random-scales --out runs/mini/random_scales.png
 
 clean-venv:
 	rm -rf $(VENV)
