@@ -26,16 +26,23 @@ class ParamsError(ValueError):
     """A bad value in params.yaml; the message names the key."""
 
 
+DATASETS = ("fashion-mnist", "imagenet")  # imagenet: data.root is a class-folder tree (ILSVRC2012 train)
+
+
 @dataclass(frozen=True)
 class DataConfig:
     dataset: str = "fashion-mnist"
     root: str = "/usr/share/datasets/fashion-mnist"
     image_size: int = 32
     train_limit: int | None = None  # use only the first N training images (tests, smoke runs)
+    crop: str = "random"  # imagenet: 'random' (the authors' RandomCrop, offsets seeded per image) or 'center'
+    crop_seed: int = 0
 
     def __post_init__(self):
-        if self.dataset not in ("fashion-mnist",):
-            raise ValueError(f"unknown dataset {self.dataset!r} (known: fashion-mnist)")
+        if self.dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {self.dataset!r} (known: {', '.join(DATASETS)})")
+        if self.crop not in ("random", "center"):
+            raise ValueError(f"crop must be 'random' or 'center', got {self.crop!r}")
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,17 @@ from lsrs.sampler import OfficialRNG, PerSampleRNG, TokenSampler, generate
 from lsrs import train as T
 
 
-def load_data(params: Params, split: str = "train") -> ImageSet:
-    limit = params.data.train_limit if split == "train" else None
-    return load_fashion_mnist(params.data.root, split, pad_to=params.data.image_size, limit=limit)
+def load_data(params: Params, split: str = "train"):
+    """The profile's images: an in-memory ImageSet (Fashion-MNIST) or a lazy FolderImages (ImageNet tree)."""
+    d = params.data
+    if d.dataset == "imagenet":
+        from lsrs.imagefolder import FolderImages
+
+        if split != "train":
+            raise ValueError("the imagenet dataset reads one class-folder tree (data.root); only split 'train' exists")
+        return FolderImages.open(d.root, size=d.image_size, crop=d.crop, seed=d.crop_seed)
+    limit = d.train_limit if split == "train" else None
+    return load_fashion_mnist(d.root, split, pad_to=d.image_size, limit=limit)
 
 
 def _resolve(path: str | Path, name: str) -> tuple[Path, Path]:
@@ -250,10 +258,14 @@ def extract_real_tokens(params: Params, tokenizer_dir: Path, out_dir: Path, log:
     from lsrs.tokens import extract_real
 
     vae = load_tokenizer(tokenizer_dir)
+    if vae.cfg.image_size != params.data.image_size:
+        raise ValueError(f"the tokenizer makes {vae.cfg.image_size}px images, data.image_size is {params.data.image_size}")
     data, index = load_data(params, "train").first_per_class(params.tokens.real_per_class)
     ckpt, _ = _resolve(tokenizer_dir, "tokenizer")
     meta = {"source": f"{params.data.dataset} train", "real_per_class": params.tokens.real_per_class,
             "image_size": params.data.image_size, "tokenizer": _file_id(ckpt)}
+    if params.data.dataset == "imagenet":
+        meta.update(crop=params.data.crop, crop_seed=params.data.crop_seed)
     log(f"extract: {len(data)} real images -> token maps in {out_dir}")
     return extract_real(vae, data, out_dir, meta, ids=index, shard_size=params.tokens.shard_size, log=log)
 

@@ -34,10 +34,12 @@ def _batches(start: int, count: int, batch_size: int, desc: str) -> Iterable[tup
 
 
 def _data_digest(images: ImageSet, ids: np.ndarray) -> str:
-    """sha256 of the images, labels and ids, so a store of other data is never resumed into."""
+    """sha256 of the images (or a folder set's own fingerprint), labels and ids, so a store of other data
+    is never resumed into."""
     h = hashlib.sha256()
-    for arr in (images.images.numpy(), images.labels.numpy().astype(np.int64), ids):
-        h.update(np.ascontiguousarray(arr).tobytes())
+    content = images.fingerprint().encode() if hasattr(images, "fingerprint") else images.images.numpy()
+    for arr in (content, images.labels.numpy().astype(np.int64), ids):
+        h.update(arr if isinstance(arr, bytes) else np.ascontiguousarray(arr).tobytes())
     return h.hexdigest()
 
 
