@@ -192,6 +192,68 @@ def train_scorer(
         _fail(exc)
 
 
+EVALUATOR = typer.Option(Path("runs/mini/evaluator"), help="Mini evaluator folder (`lsrs train-evaluator`).")
+REFERENCE = typer.Option(Path("runs/mini/reference.npz"), help="Reference statistics (`lsrs reference`).")
+
+
+@app.command("train-evaluator")
+def train_evaluator(
+    out: Path = typer.Option(Path("runs/mini/evaluator"), help="Folder for evaluator.pth/.json and its metrics."),
+    params: Path = PARAMS,
+):
+    """Train the mini profile's feature extractor (a Fashion-MNIST classifier) for FID, IS, P/R, sFID."""
+    from lsrs import runs
+
+    try:
+        m = runs.train_evaluator(_params(params), out, log=typer.echo)
+        typer.echo(f"evaluator test accuracy {m['test_accuracy']:.4f}")
+    except ERRORS as exc:
+        _fail(exc)
+
+
+@app.command()
+def reference(
+    evaluator: Path = EVALUATOR,
+    out: Path = typer.Option(Path("runs/mini/reference.npz"), help="Output .npz (ADM layout plus our keys)."),
+    params: Path = PARAMS,
+):
+    """Reference statistics of the real training images under the evaluator's features."""
+    from lsrs import runs
+
+    try:
+        runs.build_reference(_params(params), evaluator, out, log=typer.echo)
+    except ERRORS as exc:
+        _fail(exc)
+
+
+@app.command()
+def evaluate(
+    var: Path = VAR_OPT,
+    tokenizer: Path = TOKENIZER,
+    evaluator: Path = EVALUATOR,
+    reference_npz: Path = REFERENCE,
+    out: Path = typer.Option(Path("runs/mini/eval/plain"), help="Folder for samples.npz and metrics.json."),
+    scorer: Optional[Path] = typer.Option(None, help="Trained scorer: evaluate LSRS (M, ST from params)."),
+    m: Optional[int] = typer.Option(None, "--M", help="LSRS candidates per scale (default: params M)."),
+    st: Optional[int] = typer.Option(None, "--ST", help="First LSRS scale, 1-based (default: params ST)."),
+    params: Path = PARAMS,
+):
+    """Generate the evaluation set (evaluation.per_class per class, paired seeds) and compute all metrics."""
+    from lsrs import runs
+
+    try:
+        p = _params(params)
+        plan = None
+        if scorer is not None:
+            vae = runs.load_tokenizer(tokenizer)
+            plan = runs.lsrs_plan(scorer, vae, p.schedule(m, st), p.lsrs.selection)
+        elif m is not None or st is not None:
+            raise ValueError("--M and --ST need --scorer")
+        runs.evaluate(p, tokenizer, var, evaluator, reference_npz, out, plan, log=typer.echo)
+    except ERRORS as exc:
+        _fail(exc)
+
+
 @app.command()
 def refcheck(
     refset_dir: Path = typer.Argument(..., help="Reference folder (meta.json, state dicts, ref_*.pth)."),

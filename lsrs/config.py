@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from lsrs.evaluator import EvaluatorTrainConfig
 from lsrs.models import TokenizerConfig, TransformerConfig
 from lsrs.rejection import SelectionConfig, schedule_from
 from lsrs.sampler import RNG_MODES
@@ -104,6 +105,24 @@ class LSRSSection:
 
 
 @dataclass(frozen=True)
+class EvaluationConfig:
+    """How sample sets are scored (mini: our classifier's features; paper: Inception)."""
+
+    evaluator: EvaluatorTrainConfig = EvaluatorTrainConfig()
+    per_class: int = 1000  # evaluation images per class (the paper: 50 per ImageNet class)
+    seed: int = 0  # seed of the "eval" stream; image i of every run uses sample id i, so runs are paired
+    reference_count: int | None = None  # real training images in the reference statistics (None: all)
+    pr_count: int = 10000  # reference images kept for precision/recall (ADM: 10k)
+    feature_batch_size: int = 200
+
+    def __post_init__(self):
+        if self.per_class < 1 or self.pr_count < 1 or self.feature_batch_size < 1:
+            raise ValueError("per_class, pr_count and feature_batch_size must be >= 1")
+        if self.reference_count is not None and self.reference_count < 1:
+            raise ValueError("reference_count must be >= 1 or null")
+
+
+@dataclass(frozen=True)
 class Params:
     profile: str = "mini"
     M: int = 32  # LSRS candidates per scale of the main run
@@ -115,6 +134,7 @@ class Params:
     tokens: TokensConfig = TokensConfig()
     scorer: ScorerSection = ScorerSection()
     lsrs: LSRSSection = LSRSSection()
+    evaluation: EvaluationConfig = EvaluationConfig()
     extra: dict = field(default_factory=dict)  # sections owned by later stages, kept verbatim
 
     @property
@@ -175,7 +195,7 @@ def from_dict(cls, data: dict, prefix: str = ""):
         raise ParamsError(f"{prefix or cls.__name__}: {exc}") from exc
 
 
-KNOWN_SECTIONS = {"profile", "M", "ST", "data", "tokenizer", "var", "sampling", "tokens", "scorer", "lsrs"}
+KNOWN_SECTIONS = {"profile", "M", "ST", "data", "tokenizer", "var", "sampling", "tokens", "scorer", "lsrs", "evaluation"}
 
 
 def check_consistency(params: Params) -> None:

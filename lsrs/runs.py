@@ -301,3 +301,65 @@ def train_scorer(params: Params, tokenizer_dir: Path, real_dir: Path, generated_
     as_int = lambda a: torch.from_numpy(np.asarray(a, dtype=np.int64))  # noqa: E731 (uint16 on disk)
     return fit(as_int(real.tokens), as_int(real.labels), as_int(gen.tokens), as_int(gen.labels),
                vae, params.scorer.model, train_cfg, out_dir, log=log)
+
+
+# --------------------------------------------------------------------------- evaluation
+def train_evaluator(params: Params, out_dir: Path, log: Callable[[str], None] = print) -> dict:
+    """The mini feature extractor: a classifier trained on the profile's training images."""
+    from lsrs.evaluator import train_evaluator as fit
+
+    if params.data.dataset != "fashion-mnist":
+        raise ValueError("train-evaluator is for the mini profile; the paper profile uses Inception weights")
+    return fit(load_data(params, "train"), load_data(params, "test"), params.evaluation.evaluator, out_dir, log=log)
+
+
+def build_reference(params: Params, evaluator_dir: Path, out_npz: Path, log: Callable[[str], None] = print) -> dict:
+    """Reference statistics of the real training images (evaluation.reference_count of them, or all)."""
+    from lsrs.evaluation import build_reference as build, save_reference
+    from lsrs.features import mini_extractor
+
+    ev = params.evaluation
+    extractor = mini_extractor(evaluator_dir)
+    data = load_data(params, "train")
+    images = data.images[:ev.reference_count] if ev.reference_count else data.images
+    ref = build(images, extractor, pr_count=ev.pr_count, batch_size=ev.feature_batch_size,
+                source=f"{params.data.dataset} train, {len(images)} images")
+    save_reference(ref, out_npz)
+    log(f"reference: {len(images)} images -> {out_npz}")
+    return {"images": len(images), "extractor": extractor.name}
+
+
+def evaluate(params: Params, tokenizer_dir: Path, var_dir: Path, evaluator_dir: Path, reference: Path,
+             out_dir: Path, plan: LSRSPlan | None = None, log: Callable[[str], None] = print) -> dict:
+    """Generate the evaluation set (stream 'eval', image i = sample id i, class i % C), score it, write
+    samples.npz and metrics.json (metrics, schedule, counts, wall time, seconds per image, peak memory)."""
+    import resource
+
+    from lsrs.evaluation import evaluate_images, load_reference
+    from lsrs.features import mini_extractor
+    from lsrs.npz import write_samples
+
+    ev = params.evaluation
+    extractor = mini_extractor(evaluator_dir)
+    ref = load_reference(reference, extractor)  # fails fast on a reference of another extractor
+    vae = load_tokenizer(tokenizer_dir)
+    var = load_var(var_dir, vae)
+    n = ev.per_class * var.cfg.num_classes
+    labels = torch.arange(n) % var.cfg.num_classes
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    schedule = list(plan.schedule) if plan else [1] * len(vae.cfg.patch_nums)
+    log(f"evaluate: {n} images, schedule {schedule}")
+    t0 = time.perf_counter()
+    images = sample_images(var, vae, labels, params.sampling, ev.seed, plan=plan)
+    gen_seconds = time.perf_counter() - t0
+    write_samples(out_dir / "samples.npz", images, labels)
+    metrics = evaluate_images(images, extractor, ref, batch_size=ev.feature_batch_size)
+    metrics.update(schedule=schedule, selection=dataclasses.asdict(plan.selection) if plan else None,
+                   seed=ev.seed, stream="eval", sample_ids=[0, n], generation_seconds=gen_seconds,
+                   seconds_per_image=gen_seconds / n,
+                   peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    T.write_json(metrics, out_dir / "metrics.json")
+    log(f"FID {metrics['fid']:.3f}  IS {metrics['is']:.3f}  precision {metrics['precision']:.3f}  "
+        f"recall {metrics['recall']:.3f}  sFID {metrics['sfid']:.3f}  ({gen_seconds / n * 1000:.1f} ms/image)")
+    return metrics

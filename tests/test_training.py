@@ -47,6 +47,8 @@ def tiny_params(tmp_path: Path, data_root: Path, **optim) -> Path:
     params["scorer"]["model"].update(in_channels=4, widths=[8, 16], emb_dim=8, mlp_dims=[16])
     params["scorer"]["train"].update(epochs=1, batch_size=8)
     params["tokens"].update(real_per_class=4, generated_per_class=3, shard_size=16)
+    params["evaluation"].update(per_class=3, pr_count=20)
+    params["evaluation"]["evaluator"].update(epochs=1, batch_size=16)
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     return path
@@ -179,6 +181,27 @@ def test_train_resume_equals_uninterrupted_and_cli_samples(tmp_path):
                            "--out", str(tmp_path / "fig1.png")])
     assert res.exit_code == 0, res.output
     assert Image.open(tmp_path / "fig1.png").size == (8 * 33 + 1, 2 * 33 + 1)
+
+    # evaluation: evaluator, reference statistics, a plain and an LSRS run on paired seeds
+    res = cli.invoke(app, ["train-evaluator", "-p", p, "--out", str(tmp_path / "ev")])
+    assert res.exit_code == 0, res.output
+    res = cli.invoke(app, ["reference", "-p", p, "--evaluator", str(tmp_path / "ev"), "--out", str(tmp_path / "ref.npz")])
+    assert res.exit_code == 0, res.output
+    ev = [*models, "--var", str(tmp_path / "var"), "--evaluator", str(tmp_path / "ev"),
+          "--reference-npz", str(tmp_path / "ref.npz")]
+    import json
+
+    from lsrs.npz import read_samples
+
+    for name, extra in (("plain", []), ("lsrs", ["--scorer", str(tmp_path / "scorer"), "--M", "4"])):
+        res = cli.invoke(app, ["evaluate", *ev, "--out", str(tmp_path / name), *extra])
+        assert res.exit_code == 0, res.output
+        m = json.loads((tmp_path / name / "metrics.json").read_text())
+        assert m["count"] == 30 and m["fid"] >= 0 and abs(m["fid_mean_diff2"] + m["fid_trace_term"] - m["fid"]) < 1e-6 * max(m["fid"], 1)
+    assert m["schedule"] == [1, 4, 4, 4, 4, 4, 4] and m["seconds_per_image"] > 0 and m["peak_rss_mib"] > 0
+    plain, _ = read_samples(tmp_path / "plain" / "samples.npz")
+    lsrs_imgs, labels = read_samples(tmp_path / "lsrs" / "samples.npz")
+    assert plain.shape == lsrs_imgs.shape == (30, 32, 32, 1) and labels.tolist()[:11] == [*range(10), 0]
 
 
 def test_cli_help_and_refcheck_missing_folder(tmp_path):
