@@ -14,12 +14,13 @@ from pathlib import Path
 
 import yaml
 
+from lsrs.ablations import AblationsConfig, check_ablations
 from lsrs.evaluator import EvaluatorTrainConfig
 from lsrs.models import TokenizerConfig, TransformerConfig
 from lsrs.rejection import SelectionConfig, schedule_from
 from lsrs.sampler import RNG_MODES
 from lsrs.scorer import ScorerConfig
-from lsrs.scorer_train import ScorerTrainConfig
+from lsrs.scorer_train import LOSSES, ScorerTrainConfig
 from lsrs.train import TokenizerTrainConfig, VarTrainConfig
 
 
@@ -53,9 +54,23 @@ class TokenizerSection:
 
 
 @dataclass(frozen=True)
+class VarShape:
+    """One VAR of the depth family (Table 4): its depth and, for mini models, width and heads."""
+
+    depth: int
+    width: int | None = None  # None: 64 * depth (the official rule)
+    num_heads: int | None = None  # None: depth (head dim 64)
+
+
+@dataclass(frozen=True)
 class VarSection:
+    """`model` holds what every depth shares; `depths` names the VARs the pipeline trains (or loads),
+    `main` the one of the main run and of most ablations."""
+
     model: TransformerConfig = TransformerConfig()
     train: VarTrainConfig = VarTrainConfig()
+    depths: dict[str, VarShape] = field(default_factory=dict)
+    main: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,9 +106,19 @@ class TokensConfig:
 
 
 @dataclass(frozen=True)
+class ScorerRun:
+    """One scorer the pipeline trains: on which VAR's samples, with which loss, with the first scale or not."""
+
+    var: str
+    loss: str = "pairwise"
+    without_first_scale: bool = False
+
+
+@dataclass(frozen=True)
 class ScorerSection:
     model: ScorerConfig = ScorerConfig()
     train: ScorerTrainConfig = ScorerTrainConfig()
+    runs: dict[str, ScorerRun] = field(default_factory=dict)  # name -> run (the DVC stages scorer@name)
 
 
 @dataclass(frozen=True)
@@ -102,6 +127,7 @@ class LSRSSection:
 
     selection: SelectionConfig = SelectionConfig()
     schedule: tuple[int, ...] | None = None  # explicit m_1..m_K; overrides M/ST when given
+    scorer: str | None = None  # the scorer run (scorer.runs) of the main evaluation
 
 
 @dataclass(frozen=True)
@@ -135,6 +161,7 @@ class Params:
     scorer: ScorerSection = ScorerSection()
     lsrs: LSRSSection = LSRSSection()
     evaluation: EvaluationConfig = EvaluationConfig()
+    ablations: AblationsConfig = AblationsConfig()
     extra: dict = field(default_factory=dict)  # sections owned by later stages, kept verbatim
 
     @property
@@ -147,13 +174,24 @@ class Params:
             return self.lsrs.schedule
         return schedule_from(self.M if M is None else M, self.ST if ST is None else ST, self.num_scales)
 
-    def var_model(self, depth: int | None = None, width: int | None = None) -> TransformerConfig:
-        """The transformer config with vocabulary, latent channels and scales taken from the tokenizer."""
+    def var_model(self, depth: int | str | None = None, width: int | None = None) -> TransformerConfig:
+        """The transformer config with vocabulary, latent channels and scales taken from the tokenizer.
+
+        `depth` is a name of var.depths (its depth, width and heads replace var.model's), a plain depth
+        (with `width`, or 64 * depth), or None: var.main when var.depths is given, else var.model."""
         tok, cfg = self.tokenizer.model, self.var.model
         changes = dict(vocab_size=tok.vocab_size, z_channels=tok.z_channels, patch_nums=tok.patch_nums)
-        if depth is not None:
+        name = self.var.main if depth is None else depth
+        if isinstance(name, str):
+            shape = self.var.depths[name]
+            changes.update(depth=shape.depth, width=shape.width, num_heads=shape.num_heads)
+        elif depth is not None:
             changes.update(depth=depth, width=width)
         return dataclasses.replace(cfg, **changes)
+
+    def scorer_var(self, scorer: str) -> str:
+        """The VAR (a var.depths name) whose samples the scorer run `scorer` was trained on."""
+        return self.scorer.runs[scorer].var
 
 
 def _convert(tp, value, key: str):
@@ -168,6 +206,11 @@ def _convert(tp, value, key: str):
             return None
         inner = [a for a in args if a is not type(None)]
         return _convert(inner[0], value, key)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ParamsError(f"{key}: expected a mapping, got {value!r}")
+        kt, vt = typing.get_args(tp)
+        return {_convert(kt, k, key): _convert(vt, v, f"{key}.{k}") for k, v in value.items()}
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ParamsError(f"{key}: expected a list, got {value!r}")
@@ -195,7 +238,8 @@ def from_dict(cls, data: dict, prefix: str = ""):
         raise ParamsError(f"{prefix or cls.__name__}: {exc}") from exc
 
 
-KNOWN_SECTIONS = {"profile", "M", "ST", "data", "tokenizer", "var", "sampling", "tokens", "scorer", "lsrs", "evaluation"}
+KNOWN_SECTIONS = {"profile", "M", "ST", "data", "tokenizer", "var", "sampling", "tokens", "scorer", "lsrs", "evaluation",
+                  "ablations"}
 
 
 def check_consistency(params: Params) -> None:
@@ -215,6 +259,36 @@ def check_consistency(params: Params) -> None:
         raise ParamsError(f"scorer.model.num_scales: must equal the number of scales ({k})")
     if sc.num_classes != params.var.model.num_classes:
         raise ParamsError(f"scorer.model.num_classes: must equal var.model.num_classes={params.var.model.num_classes}")
+    _check_names(params)
+    try:
+        check_ablations(params.ablations, k, scorers=set(params.scorer.runs), default_scorer=params.lsrs.scorer)
+    except ValueError as exc:
+        raise ParamsError(str(exc)) from None
+
+
+def _check_names(params: Params) -> None:
+    """The names that tie sections together (var.main, scorer.runs.*.var, lsrs.scorer) must exist."""
+    depths, runs = params.var.depths, params.scorer.runs
+    if depths and params.var.main not in depths:
+        raise ParamsError(f"var.main: must name one of var.depths ({', '.join(depths)}), got {params.var.main!r}")
+    if not depths and params.var.main is not None:
+        raise ParamsError("var.main: needs var.depths")
+    for name, shape in depths.items():
+        try:
+            params.var_model(name)
+        except ValueError as exc:
+            raise ParamsError(f"var.depths.{name}: {exc}") from None
+    for name, run in runs.items():
+        if run.var not in depths:
+            raise ParamsError(f"scorer.runs.{name}.var: must name one of var.depths ({', '.join(depths) or 'none'}), "
+                              f"got {run.var!r}")
+        if run.loss not in LOSSES:
+            raise ParamsError(f"scorer.runs.{name}.loss: must be one of {LOSSES}, got {run.loss!r}")
+    if runs and params.lsrs.scorer not in runs:
+        raise ParamsError(f"lsrs.scorer: must name one of scorer.runs ({', '.join(runs)}), got {params.lsrs.scorer!r}")
+    if runs and runs[params.lsrs.scorer].var != params.var.main:
+        raise ParamsError(f"lsrs.scorer: the main scorer must be trained on var.main={params.var.main}, "
+                          f"{params.lsrs.scorer} was trained on {runs[params.lsrs.scorer].var}")
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

@@ -329,37 +329,73 @@ def build_reference(params: Params, evaluator_dir: Path, out_npz: Path, log: Cal
     return {"images": len(images), "extractor": extractor.name}
 
 
-def evaluate(params: Params, tokenizer_dir: Path, var_dir: Path, evaluator_dir: Path, reference: Path,
-             out_dir: Path, plan: LSRSPlan | None = None, log: Callable[[str], None] = print) -> dict:
-    """Generate the evaluation set (stream 'eval', image i = sample id i, class i % C), score it, write
-    samples.npz and metrics.json (metrics, schedule, counts, wall time, seconds per image, peak memory)."""
+@dataclass(frozen=True)
+class EvalSetup:
+    """What every evaluation of a profile shares: the tokenizer, the feature extractor and the reference."""
+
+    params: Params
+    vae: VQVAE
+    extractor: object  # lsrs.features.Extractor
+    reference: object  # lsrs.evaluation.ReferenceStats
+
+    @classmethod
+    def load(cls, params: Params, tokenizer_dir: Path, evaluator_dir: Path, reference: Path) -> "EvalSetup":
+        from lsrs.evaluation import load_reference
+        from lsrs.features import mini_extractor
+
+        extractor = mini_extractor(evaluator_dir)
+        ref = load_reference(reference, extractor)  # fails fast on a reference of another extractor
+        return cls(params, load_tokenizer(tokenizer_dir), extractor, ref)
+
+
+def evaluate_model(setup: EvalSetup, var: VAR, out_dir: Path, plan: LSRSPlan | None = None,
+                   per_class: int | None = None, save_samples: bool = True, log: Callable[[str], None] = print):
+    """Generate the evaluation set (stream 'eval', image i = sample id i, class i % C), score it, and
+    write metrics.json, features.pt (per-image features, for paired comparisons) and samples.npz.
+
+    Returns (metrics, features). Image i is the same draw in every run with the same seed, so runs
+    with other `per_class` share their first images and any two runs are paired.
+    """
     import resource
 
-    from lsrs.evaluation import evaluate_images, load_reference
-    from lsrs.features import mini_extractor
+    from lsrs.evaluation import evaluate_features
+    from lsrs.features import compute_features, save_features
     from lsrs.npz import write_samples
 
-    ev = params.evaluation
-    extractor = mini_extractor(evaluator_dir)
-    ref = load_reference(reference, extractor)  # fails fast on a reference of another extractor
-    vae = load_tokenizer(tokenizer_dir)
-    var = load_var(var_dir, vae)
-    n = ev.per_class * var.cfg.num_classes
+    ev = setup.params.evaluation
+    n = (per_class or ev.per_class) * var.cfg.num_classes
     labels = torch.arange(n) % var.cfg.num_classes
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    schedule = list(plan.schedule) if plan else [1] * len(vae.cfg.patch_nums)
+    schedule = list(plan.schedule) if plan else [1] * len(setup.vae.cfg.patch_nums)
     log(f"evaluate: {n} images, schedule {schedule}")
     t0 = time.perf_counter()
-    images = sample_images(var, vae, labels, params.sampling, ev.seed, plan=plan)
+    images = sample_images(var, setup.vae, labels, setup.params.sampling, ev.seed, plan=plan)
     gen_seconds = time.perf_counter() - t0
-    write_samples(out_dir / "samples.npz", images, labels)
-    metrics = evaluate_images(images, extractor, ref, batch_size=ev.feature_batch_size)
-    metrics.update(schedule=schedule, selection=dataclasses.asdict(plan.selection) if plan else None,
-                   seed=ev.seed, stream="eval", sample_ids=[0, n], generation_seconds=gen_seconds,
+    if save_samples:
+        write_samples(out_dir / "samples.npz", images, labels)
+    feats = compute_features(images, setup.extractor, batch_size=ev.feature_batch_size)
+    save_features(feats, out_dir / "features.pt")
+    metrics = evaluate_features(feats, setup.reference)
+    metrics.update(schedule=schedule, selection=dataclasses.asdict(plan.selection) if plan and not plan.is_plain
+                   else None, seed=ev.seed, stream="eval", sample_ids=[0, n], generation_seconds=gen_seconds,
                    seconds_per_image=gen_seconds / n,
                    peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     T.write_json(metrics, out_dir / "metrics.json")
     log(f"FID {metrics['fid']:.3f}  IS {metrics['is']:.3f}  precision {metrics['precision']:.3f}  "
         f"recall {metrics['recall']:.3f}  sFID {metrics['sfid']:.3f}  ({gen_seconds / n * 1000:.1f} ms/image)")
-    return metrics
+    return metrics, feats
+
+
+def evaluate(params: Params, tokenizer_dir: Path, var_dir: Path, evaluator_dir: Path, reference: Path,
+             out_dir: Path, plan: LSRSPlan | None = None, log: Callable[[str], None] = print) -> dict:
+    """`lsrs evaluate`: one model and LSRS plan scored against `reference` (see `evaluate_model`)."""
+    setup = EvalSetup.load(params, tokenizer_dir, evaluator_dir, reference)
+    return evaluate_model(setup, load_var(var_dir, setup.vae), out_dir, plan, log=log)[0]
+
+
+def paired_fid_diff(baseline, candidate, setup: EvalSetup, seed: int = 0) -> dict:
+    """FID(candidate) - FID(baseline) with its paired-bootstrap 95% interval (see evaluation.compare_runs)."""
+    from lsrs.evaluation import compare_runs
+
+    return compare_runs(baseline, candidate, setup.reference, seed=seed)

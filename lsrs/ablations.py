@@ -1,0 +1,186 @@
+"""The paper's ablations as data: sweep families (each one DVC stage), their runs, and running them.
+
+A sweep family is every combination of its scorers, M, ST and selection k (Tables 2, 3, 5-9, 4
+and Figure 3 are all such families; params.yaml `ablations.sweeps` lists them and a user can add
+more). Every family also evaluates the plain VAR of each depth it touches, on the same paired
+images, so each row carries FID - FID(baseline) with a paired-bootstrap interval: a report can say
+whether LSRS beat the baseline beyond resampling noise, not just print two numbers.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from lsrs.rejection import SelectionConfig, schedule_from
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """One ablation family: the product of its lists. k = 1 is greedy selection, k > 1 top-k."""
+
+    M: tuple[int, ...] = (32,)
+    ST: tuple[int, ...] = (2,)
+    scorers: tuple[str, ...] | None = None  # scorer runs (scorer.runs names); None: lsrs.scorer
+    k: tuple[int, ...] = (1,)
+    temperature: float = 1.0  # of top-k selection
+    feeds: str = ""  # which paper tables / figures the family reproduces (documentation, shown in reports)
+
+
+@dataclass(frozen=True)
+class CostConfig:
+    """Figure 6: wall time and peak memory of one fixed batch (with CFG) as M grows."""
+
+    batch_size: int = 24
+    M: tuple[int, ...] = (1, 4, 16, 64, 256, 1024)
+    ST: int = 2
+    repeats: int = 3
+
+
+@dataclass(frozen=True)
+class GridsConfig:
+    """Figures 1, 4, 8 and 9: fixed-seed sample grids (one row per image, one column per setting)."""
+
+    images: int = 10  # rows; image i has class i % C and the same seed in every column
+    M: tuple[int, ...] = (1, 4, 32, 256)  # columns of the M grid, at ST_fixed
+    ST: tuple[int, ...] = (1, 2, 4, 7)  # columns of the ST grid, at M_fixed
+    M_fixed: int = 32
+    ST_fixed: int = 2
+    seed: int = 0  # grids use the "preview" stream, never the evaluation draws
+
+
+@dataclass(frozen=True)
+class AblationsConfig:
+    per_class: int = 50  # evaluation images per class of every sweep run (the first images of the main run's set)
+    sweeps: dict[str, SweepConfig] = field(default_factory=dict)
+    cost: CostConfig = CostConfig()
+    grids: GridsConfig = GridsConfig()
+    analysis_bins: int = 50  # histogram bins of the score distributions (Figures 5, 7)
+
+
+def check_ablations(cfg: AblationsConfig, num_scales: int, scorers: set[str], default_scorer: str | None) -> None:
+    """Raise ValueError naming the key of any value no run could use (M < 1, ST out of range, ...)."""
+
+    def bad(key: str, why: str):
+        raise ValueError(f"ablations.{key}: {why}")
+
+    def check_m_st(key: str, Ms, STs) -> None:
+        for m in Ms:
+            if m < 1:
+                bad(f"{key}.M", f"every M must be >= 1, got {m}")
+        for st in STs:
+            if not 1 <= st <= num_scales:
+                bad(f"{key}.ST", f"every ST must be in 1..{num_scales} (the number of scales), got {st}")
+
+    if cfg.per_class < 1:
+        bad("per_class", f"must be >= 1, got {cfg.per_class}")
+    for name, sw in cfg.sweeps.items():
+        key = f"sweeps.{name}"
+        if not sw.M or not sw.ST or not sw.k:
+            bad(key, "M, ST and k need at least one value each")
+        check_m_st(key, sw.M, sw.ST)
+        for k in sw.k:
+            if not 1 <= k <= min(sw.M):
+                bad(f"{key}.k", f"every k must be in 1..min(M)={min(sw.M)}, got {k}")
+        if sw.temperature <= 0:
+            bad(f"{key}.temperature", f"must be > 0, got {sw.temperature}")
+        for s in sw.scorers or (default_scorer,):
+            if scorers and s not in scorers:
+                bad(f"{key}.scorers", f"{s!r} is not a scorer run (scorer.runs: {', '.join(sorted(scorers))})")
+    c = cfg.cost
+    if c.batch_size < 1 or c.repeats < 1:
+        bad("cost", "batch_size and repeats must be >= 1")
+    check_m_st("cost", c.M, (c.ST,))
+    g = cfg.grids
+    if g.images < 1:
+        bad("grids.images", f"must be >= 1, got {g.images}")
+    check_m_st("grids", (*g.M, g.M_fixed), (*g.ST, g.ST_fixed))
+    if cfg.analysis_bins < 2:
+        bad("analysis_bins", f"must be >= 2, got {cfg.analysis_bins}")
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """One evaluation of a family: a scorer (None: the plain VAR of `var`), M, ST and selection k."""
+
+    var: str
+    scorer: str | None
+    M: int = 1
+    ST: int = 1
+    k: int = 1
+    temperature: float = 1.0
+
+    @property
+    def name(self) -> str:
+        if self.scorer is None:
+            return f"{self.var}_baseline"
+        return f"{self.scorer}_M{self.M}_ST{self.ST}" + (f"_k{self.k}" if self.k > 1 else "")
+
+    @property
+    def selection(self) -> SelectionConfig:
+        return SelectionConfig("topk" if self.k > 1 else "greedy", self.k, self.temperature)
+
+    def schedule(self, num_scales: int) -> tuple[int, ...]:
+        return schedule_from(self.M, self.ST, num_scales)
+
+
+def sweep_runs(sw: SweepConfig, default_scorer: str, scorer_var: Callable[[str], str]) -> list[SweepRun]:
+    """The baselines (one per VAR the family touches) first, then every LSRS combination; M = 1 is the
+    baseline itself (LSRS with one candidate is plain sampling), so it is not run twice."""
+    scorers = list(sw.scorers or (default_scorer,))
+    baselines = {scorer_var(s): SweepRun(scorer_var(s), None) for s in scorers}
+    lsrs = [SweepRun(scorer_var(s), s, m, st, k, sw.temperature)
+            for s, m, st, k in itertools.product(scorers, sw.M, sw.ST, sw.k) if m > 1]
+    return list(baselines.values()) + lsrs
+
+
+def run_sweep(params, name: str, layout, out_dir: Path, log: Callable[[str], None] = print) -> list[dict]:
+    """Evaluate every run of family `name` on `ablations.per_class` paired images per class.
+
+    Writes out_dir/<run>/metrics.json, out_dir/results.json (the rows) and out_dir/results.csv (for
+    DVC plots and reports). Each row: the run's settings, every metric, and fid_diff / fid_diff_low /
+    fid_diff_high against the plain VAR of the same depth.
+    """
+    import pandas as pd
+
+    from lsrs import runs as R
+
+    sw = params.ablations.sweeps[name]
+    plan_runs = sweep_runs(sw, params.lsrs.scorer, params.scorer_var)
+    setup = R.EvalSetup.load(params, layout.tokenizer, layout.evaluator, layout.reference)
+    k = len(setup.vae.cfg.patch_nums)
+    log(f"sweep {name}: {len(plan_runs)} runs x {params.ablations.per_class * params.var.model.num_classes} images"
+        + (f" ({sw.feeds})" if sw.feeds else ""))
+    models, baselines, rows = {}, {}, []
+    for run in plan_runs:
+        if run.var not in models:
+            models[run.var] = R.load_var(layout.var(run.var), setup.vae)
+        plan = None if run.scorer is None else R.lsrs_plan(layout.scorer(run.scorer), setup.vae, run.schedule(k),
+                                                           run.selection)
+        log(f"[{name}] {run.name}")
+        metrics, feats = R.evaluate_model(setup, models[run.var], out_dir / run.name, plan,
+                                          per_class=params.ablations.per_class, save_samples=False, log=log)
+        if run.scorer is None:
+            baselines[run.var] = feats
+            diff = {"delta": 0.0, "low": 0.0, "high": 0.0}
+        else:
+            diff = R.paired_fid_diff(baselines[run.var], feats, setup)
+        rows.append(_row(name, run, metrics, diff))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(rows, indent=1))
+    pd.DataFrame(rows).to_csv(out_dir / "results.csv", index=False)
+    return rows
+
+
+METRIC_COLUMNS = ("fid", "is", "precision", "recall", "sfid", "fid_mean_diff2", "fid_trace_term",
+                  "fid_tr_sigma_ref", "fid_tr_sigma_gen", "fid_tr_sqrt_x2", "seconds_per_image", "count")
+
+
+def _row(family: str, run: SweepRun, metrics: dict, diff: dict) -> dict:
+    row = {"family": family, "run": run.name, **{k: v for k, v in asdict(run).items() if k != "temperature"}}
+    row.update(selection=run.selection.method if run.scorer else "none", temperature=run.temperature)
+    row.update({c: metrics.get(c) for c in METRIC_COLUMNS})
+    row.update(fid_diff=diff["delta"], fid_diff_low=diff["low"], fid_diff_high=diff["high"])
+    return row

@@ -1,0 +1,136 @@
+"""What the paper measures besides sample quality: the scorer's behaviour (Figures 5 and 7, Table 10)
+and the cost of LSRS as M grows (Figure 6).
+
+Scorer analysis scores the held-out maps of the scorer's own validation split (the same per-class
+split its training used), real and generated, at every scale: per-scale validation loss and
+accuracy come from training, and here we add the score distributions themselves, the mean gap
+(mean real score - mean generated score) and the KL divergence between the two histograms.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from lsrs.rejection import schedule_from
+
+
+@torch.no_grad()
+def map_scores(scorer, input_fn, tokens: torch.Tensor, labels: torch.Tensor, patch_nums, batch_size: int = 256
+               ) -> torch.Tensor:
+    """Scores (N, K) of N whole token maps at every scale."""
+    from lsrs.train import split_scales
+
+    k = len(patch_nums)
+    out = []
+    for start in tqdm(range(0, len(tokens), batch_size), desc="score maps", unit="batch", leave=False):
+        x = input_fn.all_scales(split_scales(tokens[start:start + batch_size], patch_nums))  # (B, K, C, S, S)
+        b = x.shape[0]
+        lab = labels[start:start + batch_size].long().repeat_interleave(k)
+        sc = torch.arange(k).repeat(b)
+        out.append(scorer(x.flatten(0, 1), lab, sc).view(b, k))
+    return torch.cat(out)
+
+
+def histogram_kl(a: np.ndarray, b: np.ndarray, bins: int, eps: float = 1e-6) -> tuple[float, np.ndarray, np.ndarray,
+                                                                                          np.ndarray]:
+    """KL(P_a || P_b) between histograms of a and b on shared bins (eps-smoothed); also the bins and densities."""
+    edges = np.histogram_bin_edges(np.concatenate([a, b]), bins=bins)
+    pa = np.histogram(a, edges)[0].astype(np.float64) + eps
+    pb = np.histogram(b, edges)[0].astype(np.float64) + eps
+    pa, pb = pa / pa.sum(), pb / pb.sum()
+    return float(np.sum(pa * np.log(pa / pb))), edges, pa, pb
+
+
+def analyse_scorer(params, name: str, layout, log: Callable[[str], None] = print) -> dict:
+    """Per-scale accuracy/loss (from training) and score statistics of real vs generated held-out maps."""
+    from lsrs import runs as R
+    from lsrs.scorer import load_scorer, make_input
+    from lsrs.scorer_train import split_per_class
+    from lsrs.store import TokenStore
+
+    run = params.scorer.runs[name]
+    vae = R.load_tokenizer(layout.tokenizer)
+    scorer = load_scorer(layout.scorer(name) / "scorer.pth")
+    trained = json.loads((layout.scorer(name) / "scorer_metrics.json").read_text())
+    input_fn = make_input(scorer.cfg.input_kind, vae, scorer.cfg.input_size)
+    cfg = params.scorer.train
+    scores = {}
+    for stream, (kind, store_dir) in enumerate((("real", layout.real_tokens),
+                                                ("generated", layout.generated_tokens(run.var)))):
+        store = TokenStore.open(store_dir)
+        labels = torch.from_numpy(np.asarray(store.labels, dtype=np.int64))
+        _, val = split_per_class(labels, cfg.val_fraction, cfg.seed, stream=stream)
+        idx = torch.cat([v for _, v in sorted(val.items())])
+        tokens = torch.from_numpy(np.asarray(store.tokens[idx.numpy()], dtype=np.int64))
+        scores[kind] = map_scores(scorer, input_fn, tokens, labels[idx], vae.cfg.patch_nums).numpy()
+    per_scale = []
+    for si in range(len(vae.cfg.patch_nums)):
+        r, g = scores["real"][:, si], scores["generated"][:, si]
+        kl, edges, pr, pg = histogram_kl(r, g, params.ablations.analysis_bins)
+        per_scale.append({"scale": si + 1, "val_acc": trained["val_acc_per_scale"][si],
+                          "val_loss": trained["val_loss_per_scale"][si], "mean_real": float(r.mean()),
+                          "mean_generated": float(g.mean()), "gap": float(r.mean() - g.mean()), "kl": kl,
+                          "bin_edges": edges.tolist(), "hist_real": pr.tolist(), "hist_generated": pg.tolist()})
+        log(f"scorer {name} scale {si + 1}: acc {per_scale[-1]['val_acc']:.3f} gap {per_scale[-1]['gap']:.3f} "
+            f"KL {kl:.3f}")
+    return {"scorer": name, "var": run.var, "loss": run.loss, "without_first_scale": run.without_first_scale,
+            "real_maps": len(scores["real"]), "generated_maps": len(scores["generated"]), "per_scale": per_scale}
+
+
+def _peak_memory_reset(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        Path("/proc/self/clear_refs").write_text("5")  # Linux: resets VmHWM, the peak resident set size
+
+
+def _peak_memory_mib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def measure_cost(params, layout, device: str = "cpu", log: Callable[[str], None] = print) -> list[dict]:
+    """Figure 6: for each M of ablations.cost, the mean wall time (over `repeats`) and peak memory of
+    generating one batch of `batch_size` images with CFG by LSRS (M = 1: plain VAR), on `device`.
+    On the CPU the peak is the process's resident set (VmHWM, reset before each M), on CUDA the
+    allocator's peak."""
+    from lsrs import runs as R
+
+    c = params.ablations.cost
+    dev = torch.device(device)
+    vae = R.load_tokenizer(layout.tokenizer).to(dev)
+    var = R.load_var(layout.var(params.var.main), vae).to(dev)
+    k = len(vae.cfg.patch_nums)
+    labels = torch.arange(c.batch_size) % var.cfg.num_classes
+    rows = []
+    R.sample_images(var, vae, labels, params.sampling, 0, c.batch_size, progress=False)  # warm-up
+    for m in tqdm(c.M, desc="cost vs M", unit="M"):
+        plan = None if m == 1 else R.lsrs_plan(layout.scorer(params.lsrs.scorer), vae,
+                                               schedule_from(m, c.ST, k))
+        _peak_memory_reset(dev)
+        times = []
+        for rep in range(c.repeats):
+            t0 = time.perf_counter()
+            R.sample_images(var, vae, labels, params.sampling, rep, c.batch_size, progress=False, plan=plan)
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            times.append(time.perf_counter() - t0)
+        rows.append({"M": m, "ST": c.ST, "batch_size": c.batch_size, "seconds": float(np.mean(times)),
+                     "seconds_std": float(np.std(times)), "peak_memory_mib": _peak_memory_mib(dev),
+                     "device": str(dev), "repeats": c.repeats})
+        log(f"cost M={m}: {rows[-1]['seconds']:.2f} s per batch of {c.batch_size}, "
+            f"peak {rows[-1]['peak_memory_mib']:.0f} MiB")
+    base = rows[0]["seconds"] if rows and rows[0]["M"] == 1 else None
+    for r in rows:
+        r["relative_time"] = r["seconds"] / base if base else None
+    return rows

@@ -1,0 +1,125 @@
+"""The DVC pipeline's own steps (the others are lsrs.runs, lsrs.ablations and lsrs.analysis):
+checking params and data before anything long starts, the main evaluation with its summary, and
+the fixed-seed sample grids.
+
+`prepare` is the first stage and every other stage depends on its output, so a bad value
+(`dvc exp run -S M=0`) stops the pipeline there, before DVC removes any stage's outputs. Its output
+changes only when the data does, so changing a param never reruns stages that do not use it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from lsrs.config import Params
+from lsrs.layout import Layout
+from lsrs.train import write_json
+
+
+def data_manifest(params: Params) -> dict:
+    """What identifies the profile's data: counts per split and class, and a content digest."""
+    from lsrs.runs import load_data
+
+    d = params.data
+    out = {"dataset": d.dataset, "root": d.root, "image_size": d.image_size, "splits": {}}
+    for split in ("train", "test") if d.dataset == "fashion-mnist" else ("train",):
+        data = load_data(params, split)
+        if hasattr(data, "fingerprint"):
+            digest = data.fingerprint()
+        else:
+            h = hashlib.sha256(data.images.numpy().tobytes())
+            h.update(data.labels.numpy().tobytes())
+            digest = h.hexdigest()
+        counts = torch.bincount(torch.as_tensor(data.labels), minlength=data.num_classes).tolist()
+        out["splits"][split] = {"images": len(data), "per_class": counts, "sha256": digest}
+    return out
+
+
+def prepare(params: Params, layout: Layout, log: Callable[[str], None] = print) -> dict:
+    """Check what the params need from the data, then write the data manifest (only when it changed,
+    so downstream stages see an unchanged file)."""
+    manifest = data_manifest(params)
+    train = manifest["splits"]["train"]
+    need = params.tokens.real_per_class
+    if need is not None and min(train["per_class"]) < need:
+        raise ValueError(f"tokens.real_per_class: {need} real maps per class asked for, the smallest training "
+                         f"class has {min(train['per_class'])} images")
+    if params.var.model.num_classes != len(train["per_class"]):
+        raise ValueError(f"var.model.num_classes: {params.var.model.num_classes}, the data has "
+                         f"{len(train['per_class'])} classes")
+    path = layout.data_manifest
+    if not path.is_file() or json.loads(path.read_text()) != manifest:
+        write_json(manifest, path)
+    log(f"prepare: params valid; {train['images']} training images in {len(train['per_class'])} classes "
+        f"({params.data.dataset}, {params.data.root}) -> {path}")
+    return manifest
+
+
+def evaluate_main(params: Params, layout: Layout, summary_json: Path, log: Callable[[str], None] = print) -> dict:
+    """The main run: LSRS at the top-level M/ST with lsrs.scorer, against the plain VAR of var.main
+    (evaluated by the baseline stage on the same paired images). Writes the LSRS run's folder and a
+    summary with both runs' metrics and the paired-bootstrap interval of the FID difference."""
+    from lsrs import runs as R
+    from lsrs.features import load_features
+
+    setup = R.EvalSetup.load(params, layout.tokenizer, layout.evaluator, layout.reference)
+    var = R.load_var(layout.var(params.var.main), setup.vae)
+    plan = R.lsrs_plan(layout.scorer(params.lsrs.scorer), setup.vae, params.schedule(), params.lsrs.selection)
+    lsrs_metrics, feats = R.evaluate_model(setup, var, layout.main_eval, plan, log=log)
+    base_dir = layout.baseline(params.var.main)
+    base_metrics = json.loads((base_dir / "metrics.json").read_text())
+    diff = R.paired_fid_diff(load_features(base_dir / "features.pt"), feats, setup)
+    keys = ("fid", "is", "precision", "recall", "sfid", "fid_mean_diff2", "fid_trace_term", "seconds_per_image")
+    summary = {"M": params.M, "ST": params.ST, "schedule": list(plan.schedule), "var": params.var.main,
+               "scorer": params.lsrs.scorer, "images": lsrs_metrics["count"],
+               "baseline": {k: base_metrics[k] for k in keys}, "lsrs": {k: lsrs_metrics[k] for k in keys},
+               "fid_diff": {k: diff[k] for k in ("delta", "low", "high", "share_not_better", "n_boot")}}
+    write_json(summary, summary_json)
+    d = summary["fid_diff"]
+    log(f"main: FID {base_metrics['fid']:.3f} (VAR) -> {lsrs_metrics['fid']:.3f} (LSRS M={params.M} ST={params.ST}); "
+        f"difference {d['delta']:+.3f}, 95% paired interval [{d['low']:+.3f}, {d['high']:+.3f}]")
+    return summary
+
+
+def sample_grids(params: Params, layout: Layout, out_dir: Path, log: Callable[[str], None] = print) -> list[Path]:
+    """Figures 4, 8, 9 and 1: grids over M (at ST_fixed) and over ST (at M_fixed) with the same
+    per-image seeds in every column, and the random scale replacement grid."""
+    from torchvision.utils import save_image
+
+    from lsrs import runs as R
+
+    g = params.ablations.grids
+    vae = R.load_tokenizer(layout.tokenizer)
+    var = R.load_var(layout.var(params.var.main), vae)
+    labels = torch.arange(g.images) % var.cfg.num_classes
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, settings in (("grid_M", [(m, g.ST_fixed) for m in g.M]), ("grid_ST", [(g.M_fixed, st) for st in g.ST])):
+        columns = []
+        for m, st in settings:
+            plan = None if m == 1 else R.lsrs_plan(layout.scorer(params.lsrs.scorer), vae, params.schedule(m, st),
+                                                   params.lsrs.selection)
+            columns.append(_preview(var, vae, labels, params.sampling, g.seed, plan))
+        grid = torch.stack(columns, dim=1).flatten(0, 1)  # row-major: image, setting
+        save_image(grid, out_dir / f"{name}.png", nrow=len(columns), padding=1)
+        (out_dir / f"{name}.json").write_text(json.dumps({"rows": labels.tolist(), "columns": [
+            {"M": m, "ST": st} for m, st in settings], "seed": g.seed, "stream": "preview"}, indent=1))
+        written.append(out_dir / f"{name}.png")
+        log(f"grids: wrote {written[-1]} ({len(labels)} images x {len(columns)} settings)")
+    R.random_scale_grid(var, vae, params.sampling, out_dir / "random_scales.png", labels.tolist(), seed=g.seed)
+    written.append(out_dir / "random_scales.png")
+    return written
+
+
+def _preview(var, vae, labels: torch.Tensor, sampling, seed: int, plan) -> torch.Tensor:
+    """Images of `labels` on the 'preview' stream (never the evaluation draws), LSRS when `plan` is given."""
+    from lsrs.runs import make_selector
+    from lsrs.sampler import generate
+
+    sel = make_selector(sampling, torch.arange(len(labels)), seed, plan, stream="preview")
+    return generate(var, vae, labels, sel, cfg=sampling.cfg).images.cpu()

@@ -1,0 +1,46 @@
+"""What every DVC stage CLI shares: the --params/--root options, loading, and one error rule.
+
+A stage is `python stages/<name>.py [options]`: it validates params.yaml, calls one lsrs function
+and writes under the run root (runs/<profile>, see lsrs.layout). A bad value or a missing input is
+one red `error:` line and exit code 2, never a traceback.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Callable
+
+import typer
+
+PARAMS = typer.Option(Path("params.yaml"), "--params", "-p", help="Parameter file (validated before any work).")
+ROOT = typer.Option(Path("runs/mini"), "--root", help="Run root of the profile: runs/<profile>.")
+ERRORS = (ValueError, FileNotFoundError, RuntimeError, KeyError)
+
+
+def app(doc: str) -> typer.Typer:
+    return typer.Typer(help=doc, add_completion=False, pretty_exceptions_enable=False)
+
+
+def run(step: Callable, params: Path, root: Path):
+    """Load and validate params, then `step(params, layout)`; errors become one line and exit 2."""
+    from lsrs.config import load_params
+    from lsrs.layout import Layout
+
+    try:
+        return step(load_params(params), Layout.at(root))
+    except ERRORS as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+
+
+def echo(msg: str) -> None:
+    typer.echo(msg)
+    sys.stdout.flush()
+
+
+def drop_scratch(folder: Path) -> None:
+    """Remove a finished training run's resume snapshot and token cache: DVC keeps the results, and
+    these would only grow its cache (the run-cache restores finished stages; nothing resumes them)."""
+    for pattern in ("*.train.pth", "train_tokens.pt"):
+        for f in Path(folder).glob(pattern):
+            f.unlink()

@@ -1,0 +1,17 @@
+"""Stage `grids`: fixed-seed sample grids over M and ST (Figures 4, 8, 9) and random scale replacement (Figure 1)."""
+from pathlib import Path
+
+import _stage
+
+app = _stage.app(__doc__)
+
+
+@app.command()
+def main(params: Path = _stage.PARAMS, root: Path = _stage.ROOT):
+    from lsrs.pipeline import sample_grids
+
+    _stage.run(lambda p, layout: sample_grids(p, layout, layout.root / "figures", log=_stage.echo), params, root)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,21 @@
+"""Stage `tokenizer`: train the multi-scale VQ-VAE on the profile's images."""
+from pathlib import Path
+
+import _stage
+
+app = _stage.app(__doc__)
+
+
+@app.command()
+def main(params: Path = _stage.PARAMS, root: Path = _stage.ROOT):
+    from lsrs.runs import train_tokenizer
+
+    def step(p, layout):
+        train_tokenizer(p, layout.tokenizer, log=_stage.echo)
+        _stage.drop_scratch(layout.tokenizer)
+
+    _stage.run(step, params, root)
+
+
+if __name__ == "__main__":
+    app()
