@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup data test bench mini-models mini-lsrs clean-venv
+.PHONY: setup data test bench mini-models mini-lsrs repro clean-venv
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,12 @@ mini-lsrs: setup
 	$(VENV)/bin/lsrs train-scorer --loss pointwise --out runs/mini/scorer_d4_pointwise
 	$(VENV)/bin/lsrs sample --scorer runs/mini/scorer_d4_pairwise --out runs/mini/samples_lsrs.png
 	$(VENV)/bin/lsrs random-scales --out runs/mini/random_scales.png
+
+# The whole paper on the profile in params.yaml (mini: about 45 minutes on 2 cores), as a DVC pipeline.
+repro: setup
+	@git rev-parse --git-dir >/dev/null 2>&1 || { echo "make repro needs a git checkout (DVC experiments live in git)"; exit 1; }
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" DVC_NO_ANALYTICS=1 $(VENV)/bin/dvc repro
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc metrics show
 
 clean-venv:
 	rm -rf $(VENV)

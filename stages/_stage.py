@@ -7,6 +7,7 @@ one red `error:` line and exit code 2, never a traceback.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -26,8 +27,11 @@ def run(step: Callable, params: Path, root: Path):
     from lsrs.config import load_params
     from lsrs.layout import Layout
 
+    t0 = time.perf_counter()
     try:
-        return step(load_params(params), Layout.at(root))
+        result = step(load_params(params), Layout.at(root))
+        echo(f"{Path(sys.argv[0]).stem} {' '.join(sys.argv[1:])}: done in {time.perf_counter() - t0:.1f} s")
+        return result
     except ERRORS as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2)
