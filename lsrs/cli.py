@@ -255,6 +255,41 @@ def evaluate(
 
 
 @app.command()
+def compare(
+    baseline: Path = typer.Argument(..., help="Run folder of the baseline (from lsrs evaluate / the pipeline)."),
+    candidate: Path = typer.Argument(..., help="Run folder of the candidate, paired with the baseline."),
+    evaluator: Optional[Path] = typer.Option(Path("runs/mini/evaluator"), help="Mini evaluator (unused for inception)."),
+    reference_npz: Path = REFERENCE,
+    n_boot: int = typer.Option(200, min=2, help="Bootstrap resamples."),
+    seed: int = typer.Option(0, help="Bootstrap seed."),
+    params: Path = PARAMS,
+):
+    """Paired-bootstrap 95% interval of FID(candidate) - FID(baseline) for two runs on the same paired
+    images (both folders hold features.pt); an interval entirely below 0 means the candidate is better
+    beyond resampling noise."""
+    import json
+
+    from lsrs import runs
+    from lsrs.evaluation import compare_runs, load_reference
+    from lsrs.features import load_features
+
+    try:
+        extractor = runs.make_extractor(_params(params), evaluator)
+        ref = load_reference(reference_npz, extractor)
+        feats = []
+        for folder in (baseline, candidate):
+            if not (folder / "features.pt").is_file():
+                raise FileNotFoundError(f"{folder / 'features.pt'} not found: evaluate the run with this version first")
+            feats.append(load_features(folder / "features.pt"))
+        d = compare_runs(*feats, ref, n_boot=n_boot, seed=seed)
+        typer.echo(json.dumps(d, indent=1))
+        typer.echo(f"FID {d['fid_baseline']:.3f} -> {d['fid_candidate']:.3f}: difference {d['delta']:+.3f}, "
+                   f"95% paired interval [{d['low']:+.3f}, {d['high']:+.3f}]")
+    except ERRORS as exc:
+        _fail(exc)
+
+
+@app.command()
 def refcheck(
     refset_dir: Path = typer.Argument(..., help="Reference folder (meta.json, state dicts, ref_*.pth)."),
     out: Optional[Path] = typer.Option(None, help="Also write our outputs here, in the full layout."),

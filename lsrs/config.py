@@ -135,6 +135,9 @@ class EvaluationConfig:
     """How sample sets are scored (mini: our classifier's features; paper: Inception)."""
 
     evaluator: EvaluatorTrainConfig = EvaluatorTrainConfig()
+    extractor: str = "mini"  # 'mini' (our classifier, trained by the pipeline) | 'inception' (paper, local weights)
+    inception_weights: str | None = None  # extractor 'inception': torch-fidelity's pt_inception-2015-12-05 file
+    reference_batch: str | None = None  # an ADM reference batch .npz (e.g. VIRTUAL_imagenet256_labeled.npz)
     per_class: int = 1000  # evaluation images per class (the paper: 50 per ImageNet class)
     seed: int = 0  # seed of the "eval" stream; image i of every run uses sample id i, so runs are paired
     reference_count: int | None = None  # real training images in the reference statistics (None: all)
@@ -142,6 +145,11 @@ class EvaluationConfig:
     feature_batch_size: int = 200
 
     def __post_init__(self):
+        if self.extractor not in ("mini", "inception"):
+            raise ValueError(f"extractor must be 'mini' or 'inception', got {self.extractor!r}")
+        if self.extractor == "inception" and not self.inception_weights:
+            raise ValueError("extractor 'inception' needs inception_weights: the path of a local "
+                             "pt_inception-2015-12-05 weights file (it is never downloaded)")
         if self.per_class < 1 or self.pr_count < 1 or self.feature_batch_size < 1:
             raise ValueError("per_class, pr_count and feature_batch_size must be >= 1")
         if self.reference_count is not None and self.reference_count < 1:

@@ -94,6 +94,12 @@ class FolderImages:
         ids = range(*index.indices(len(self)))
         return torch.stack([preprocess(self.files[i], self.size, self.crop, self._offset(i)) for i in ids])
 
+    def as_uint8(self, ids) -> torch.Tensor:
+        """Images at the integer indices `ids`, (B, 3, size, size) uint8 (what feature extractors read);
+        exact, as the preprocessed pixels are whole numbers before scaling."""
+        x = torch.stack([preprocess(self.files[int(i)], self.size, self.crop, self._offset(int(i))) for i in ids])
+        return x.add(1.0).mul(127.5).round().to(torch.uint8)
+
     def first_per_class(self, n: int | None) -> tuple["FolderImages", torch.Tensor]:
         """The first n images of every class and their indices in the tree; n=None keeps all."""
         if n is None:

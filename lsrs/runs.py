@@ -313,20 +313,44 @@ def train_evaluator(params: Params, out_dir: Path, log: Callable[[str], None] = 
     return fit(load_data(params, "train"), load_data(params, "test"), params.evaluation.evaluator, out_dir, log=log)
 
 
-def build_reference(params: Params, evaluator_dir: Path, out_npz: Path, log: Callable[[str], None] = print) -> dict:
-    """Reference statistics of the real training images (evaluation.reference_count of them, or all)."""
-    from lsrs.evaluation import build_reference as build, save_reference
-    from lsrs.features import mini_extractor
+def make_extractor(params: Params, evaluator_dir: Path | None):
+    """The profile's feature extractor: the mini classifier in `evaluator_dir`, or Inception from the
+    local weights file evaluation.inception_weights (a clear error names the file when it is missing)."""
+    from lsrs.features import inception_extractor, mini_extractor
 
     ev = params.evaluation
-    extractor = mini_extractor(evaluator_dir)
-    data = load_data(params, "train")
-    images = data.images[:ev.reference_count] if ev.reference_count else data.images
-    ref = build(images, extractor, pr_count=ev.pr_count, batch_size=ev.feature_batch_size,
-                source=f"{params.data.dataset} train, {len(images)} images")
+    if ev.extractor == "inception":
+        return inception_extractor(ev.inception_weights)
+    if evaluator_dir is None:
+        raise ValueError("the mini extractor needs the evaluator folder (lsrs train-evaluator)")
+    return mini_extractor(evaluator_dir)
+
+
+def build_reference(params: Params, evaluator_dir: Path | None, out_npz: Path,
+                    log: Callable[[str], None] = print) -> dict:
+    """Reference statistics: from the ADM reference batch evaluation.reference_batch when given (its
+    stored mu/sigma, P/R features from its images), else from the real training images
+    (evaluation.reference_count of them, or all; an ImageNet tree is read lazily, batch by batch)."""
+    from lsrs.evaluation import build_reference as build, load_reference, save_reference
+
+    ev = params.evaluation
+    extractor = make_extractor(params, evaluator_dir)
+    if ev.reference_batch:
+        ref = load_reference(ev.reference_batch, extractor, batch_size=ev.feature_batch_size)
+    else:
+        data = load_data(params, "train")
+        n = min(ev.reference_count or len(data), len(data))
+        if isinstance(data, ImageSet):
+            images = data.images[:n]
+        else:  # FolderImages: shuffled order so that the P/R subset covers all classes
+            order = torch.randperm(len(data), generator=torch.Generator().manual_seed(ev.seed))[:n]
+            bs = ev.feature_batch_size
+            images = (data.as_uint8(order[s:s + bs]) for s in range(0, n, bs))
+        ref = build(images, extractor, pr_count=ev.pr_count, batch_size=ev.feature_batch_size,
+                    source=f"{params.data.dataset} train, {n} images")
     save_reference(ref, out_npz)
-    log(f"reference: {len(images)} images -> {out_npz}")
-    return {"images": len(images), "extractor": extractor.name}
+    log(f"reference: {ref.source} -> {out_npz}")
+    return {"source": ref.source, "extractor": extractor.name}
 
 
 @dataclass(frozen=True)
@@ -339,11 +363,10 @@ class EvalSetup:
     reference: object  # lsrs.evaluation.ReferenceStats
 
     @classmethod
-    def load(cls, params: Params, tokenizer_dir: Path, evaluator_dir: Path, reference: Path) -> "EvalSetup":
+    def load(cls, params: Params, tokenizer_dir: Path, evaluator_dir: Path | None, reference: Path) -> "EvalSetup":
         from lsrs.evaluation import load_reference
-        from lsrs.features import mini_extractor
 
-        extractor = mini_extractor(evaluator_dir)
+        extractor = make_extractor(params, evaluator_dir)
         ref = load_reference(reference, extractor)  # fails fast on a reference of another extractor
         return cls(params, load_tokenizer(tokenizer_dir), extractor, ref)
 

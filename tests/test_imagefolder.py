@@ -72,3 +72,11 @@ def test_extract_from_a_folder_tree(tmp_path):
     expect = torch.cat(vae.img_to_idx(data.as_float(slice(0, 4))), 1).numpy()
     assert np.array_equal(np.asarray(TokenStore.open(tmp_path / "real").tokens), expect)
     assert store.ids.tolist() == [0, 1, 3, 4] and store.labels.tolist() == [0, 0, 1, 1]
+
+
+def test_as_uint8_matches_as_float(tmp_path):
+    images = FolderImages.open(make_tree(tmp_path / "tree"), size=24, crop="random", seed=3)
+    x = images.as_uint8(torch.tensor([4, 0, 2]))
+    ref = images.as_float(slice(0, 5))[[4, 0, 2]]
+    assert x.dtype == torch.uint8 and torch.equal(x, ref.add(1).mul(127.5).round().to(torch.uint8))
+    assert torch.allclose(x.float() / 127.5 - 1, ref, atol=1e-6)

@@ -431,3 +431,43 @@ def test_adm_reference_batch_path_with_random_inception(random_inception_weights
     assert out["fid"] == pytest.approx(out["fid_mean_diff2"] + out["fid_trace_term"], rel=1e-9)
     assert out["fid_tr_sigma_ref"] == pytest.approx(2048)
     assert len(list((tmp_path / "cache").glob(f"{ex.name}--npz-*.pt"))) == 1
+
+
+def test_params_driven_reference_from_imagenet_tree_and_adm_batch(random_inception_weights, tmp_path):
+    """The paper profile's wiring: evaluation.extractor 'inception' with a local weights file, a
+    reference from an ImageNet-style class-folder tree or from an ADM reference batch."""
+    import dataclasses
+
+    from PIL import Image
+
+    from lsrs.config import DataConfig, EvaluationConfig, Params
+    from lsrs.evaluation import load_reference
+    from lsrs.runs import build_reference as params_reference, make_extractor
+
+    g = np.random.default_rng(1)
+    for c in ("n01", "n02"):
+        (tmp_path / "tree" / c).mkdir(parents=True)
+        for j in range(3):
+            Image.fromarray(g.integers(0, 256, (30 + j, 28, 3), dtype=np.uint8)).save(tmp_path / "tree" / c / f"{j}.png")
+    ev = EvaluationConfig(extractor="inception", inception_weights=str(random_inception_weights), pr_count=4,
+                          feature_batch_size=4)
+    p = Params(data=DataConfig(dataset="imagenet", root=str(tmp_path / "tree"), image_size=24, crop="center"),
+               evaluation=ev)
+    info = params_reference(p, None, tmp_path / "ref.npz", log=lambda m: None)
+    ex = make_extractor(p, None)
+    ref = load_reference(tmp_path / "ref.npz", ex)
+    assert info["extractor"] == ex.name and ref.count == 6 and ref.pr_features.shape == (4, 2048)
+    assert "imagenet train, 6 images" in ref.source
+
+    np.savez(tmp_path / "VIRTUAL.npz", arr_0=g.integers(0, 256, (3, 24, 24, 3), dtype=np.uint8),
+             mu=np.zeros(2048), sigma=np.eye(2048), mu_s=np.zeros(2023), sigma_s=np.eye(2023))
+    p2 = dataclasses.replace(p, evaluation=dataclasses.replace(ev, reference_batch=str(tmp_path / "VIRTUAL.npz")))
+    params_reference(p2, None, tmp_path / "ref2.npz", log=lambda m: None)
+    ref2 = load_reference(tmp_path / "ref2.npz", ex)
+    assert np.array_equal(ref2.pool.mu, np.zeros(2048)) and ref2.pr_features.shape == (3, 2048)
+
+    with pytest.raises(ValueError, match="inception_weights"):
+        EvaluationConfig(extractor="inception")
+    with pytest.raises(ExtractorWeightsError, match=INCEPTION_WEIGHTS_NAME):
+        make_extractor(dataclasses.replace(p, evaluation=dataclasses.replace(
+            ev, inception_weights=str(tmp_path / "missing" / INCEPTION_WEIGHTS_NAME))), None)

@@ -156,3 +156,16 @@ def test_exp_run_M_reruns_only_what_depends_on_M(tiny_repo):
     assert main["M"] == 4 and main["schedule"] == [1, 4, 4, 4, 4, 4, 4]
     shown = _run([str(DVC), "exp", "show", "--csv"], repo).stdout
     assert "lsrs.fid" in shown.splitlines()[0]
+
+
+def test_compare_command_reproduces_the_main_summary_interval(tiny_repo):
+    repo = tiny_repo
+    lsrs = Path(sys.executable).with_name("lsrs")
+    out = _run([str(lsrs), "compare", "runs/mini/eval/baseline/d4", "runs/mini/eval/main", "--evaluator",
+                "runs/mini/evaluator", "--reference-npz", "runs/mini/reference.npz"], repo).stdout
+    main = yaml.safe_load((repo / "metrics/main.json").read_text())
+    import json
+
+    d = json.loads(out[:out.rindex("}") + 1])
+    assert d["delta"] == pytest.approx(main["fid_diff"]["delta"], abs=1e-9)
+    assert d["low"] == pytest.approx(main["fid_diff"]["low"], abs=1e-9)
