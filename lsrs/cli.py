@@ -304,5 +304,41 @@ def refcheck(
     raise typer.Exit(code)
 
 
+report_app = typer.Typer(help="The paper's tables and figures and a paper-vs-run scorecard, from metrics/ "
+                              "(seconds; missing inputs become 'not measured').", no_args_is_help=True)
+app.add_typer(report_app, name="report")
+METRICS = typer.Option(Path("metrics"), "--metrics",
+                       help="Folder of main.json, sweeps/*.csv, scorer_analysis.json, cost.csv.")
+RUNS = typer.Option(Path("runs/mini"), "--runs", help="Run root; its figures/ holds the sample grids.")
+REPORT_OUT = typer.Option(Path("reports"), "--out", help="Output folder (tables, figures, README.md).")
+
+
+def _report(metrics: Path, runs: Path, out: Path, params: Path, tables: bool, figures: bool) -> None:
+    from lsrs.report import make_report
+
+    try:
+        make_report(_params(params), metrics, runs, out, tables=tables, figures=figures, log=typer.echo)
+    except (*ERRORS, KeyError) as exc:  # KeyError: a result file without a field the report reads
+        _fail(exc)
+
+
+@report_app.command("tables")
+def report_tables(metrics: Path = METRICS, runs: Path = RUNS, out: Path = REPORT_OUT, params: Path = PARAMS):
+    """Tables 1-10 as Markdown, CSV and LaTeX, and reports/README.md with the scorecard."""
+    _report(metrics, runs, out, params, tables=True, figures=False)
+
+
+@report_app.command("figures")
+def report_figures(metrics: Path = METRICS, runs: Path = RUNS, out: Path = REPORT_OUT, params: Path = PARAMS):
+    """Figures 1 and 3-9 as PNG and PDF, and reports/README.md with the scorecard."""
+    _report(metrics, runs, out, params, tables=False, figures=True)
+
+
+@report_app.command("all")
+def report_all(metrics: Path = METRICS, runs: Path = RUNS, out: Path = REPORT_OUT, params: Path = PARAMS):
+    """Tables, figures and README.md in one go."""
+    _report(metrics, runs, out, params, tables=True, figures=True)
+
+
 if __name__ == "__main__":
     app()

@@ -89,6 +89,7 @@ def train_tokenizer(params: Params, out_dir: Path, log: Callable[[str], None] = 
     quality["train_seconds_this_run"] = time.time() - t0
     T.save_model(vae, cfg, out_dir, "tokenizer")
     T.write_json(quality, out_dir / "tokenizer_metrics.json")
+    _cached_tokens(vae.eval(), train_set, out_dir / TRAIN_TOKENS, out_dir)  # for every VAR depth
     T.plot_history(out_dir / "tokenizer_loss.csv", out_dir / "tokenizer_loss.png",
                    ("loss", "rec_mse", "vq_loss", "codes_used"), "mini VQ-VAE training")
     save_reconstructions(vae, test_set, out_dir / "tokenizer_recon.png")
@@ -117,7 +118,8 @@ def train_var(params: Params, tokenizer_dir: Path, out_dir: Path, depth: int | N
     train_set, test_set = load_data(params, "train"), load_data(params, "test")
     if cfg.num_classes != train_set.num_classes:
         raise ValueError(f"var.model.num_classes is {cfg.num_classes}, the data has {train_set.num_classes} classes")
-    tokens = _cached_tokens(vae, train_set, out_dir / "train_tokens.pt", tokenizer_dir)
+    shared = _resolve(tokenizer_dir, "tokenizer")[0].parent / TRAIN_TOKENS  # written by train_tokenizer
+    tokens = _cached_tokens(vae, train_set, shared if shared.is_file() else out_dir / TRAIN_TOKENS, tokenizer_dir)
     torch.manual_seed(params.var.train.optim.seed)
     var = VAR(cfg)
     var.init_weights(gamma_scale=params.var.train.gamma_init)
@@ -134,10 +136,16 @@ def train_var(params: Params, tokenizer_dir: Path, out_dir: Path, depth: int | N
     return metrics
 
 
+TRAIN_TOKENS = "train_tokens.pt"
+
+
 def _cached_tokens(vae: VQVAE, data: ImageSet, path: Path, tokenizer_dir: Path) -> torch.Tensor:
-    """Token maps of the training images, cached next to the VAR run (keyed by the tokenizer file)."""
+    """Token maps of the training images, cached beside the tokenizer (by train_tokenizer, so every VAR
+    depth reuses them) or next to the VAR run; keyed by the tokenizer's content and the image count."""
+    from lsrs.checkpoint import sha256_file
+
     ckpt, _ = _resolve(tokenizer_dir, "tokenizer")
-    key = (str(ckpt.resolve()), ckpt.stat().st_mtime_ns, len(data))
+    key = (sha256_file(ckpt), len(data))
     if path.is_file():
         cached = torch.load(path, weights_only=False)
         if cached.get("key") == key:

@@ -42,9 +42,9 @@ def echo(msg: str) -> None:
     sys.stdout.flush()
 
 
-def drop_scratch(folder: Path) -> None:
+def drop_scratch(folder: Path, patterns: tuple[str, ...] = ("*.train.pth", "train_tokens.pt")) -> None:
     """Remove a finished training run's resume snapshot and token cache: DVC keeps the results, and
     these would only grow its cache (the run-cache restores finished stages; nothing resumes them)."""
-    for pattern in ("*.train.pth", "train_tokens.pt"):
+    for pattern in patterns:
         for f in Path(folder).glob(pattern):
             f.unlink()

@@ -12,7 +12,7 @@ def main(params: Path = _stage.PARAMS, root: Path = _stage.ROOT):
 
     def step(p, layout):
         train_tokenizer(p, layout.tokenizer, log=_stage.echo)
-        _stage.drop_scratch(layout.tokenizer)
+        _stage.drop_scratch(layout.tokenizer, ("*.train.pth",))  # train_tokens.pt stays: every VAR reads it
 
     _stage.run(step, params, root)
 

@@ -126,6 +126,8 @@ def test_repro_makes_every_output_then_is_a_noop(tiny_repo):
     assert main["fid_diff"]["low"] <= main["fid_diff"]["delta"] <= main["fid_diff"]["high"]
     for png in ("grid_M.png", "grid_ST.png", "random_scales.png"):
         assert (repo / "runs/mini/figures" / png).is_file()
+    assert "Paper vs this run" in (repo / "reports/README.md").read_text()
+    assert (repo / "reports/table05.md").is_file() and (repo / "reports/fig03_ablation_M_ST.png").is_file()
     assert _run([str(DVC), "status", "-q"], repo, check=False).returncode == 0
     out = _run([str(DVC), "repro"], repo).stdout
     assert "Running stage" not in out
@@ -151,7 +153,7 @@ def test_exp_run_M_reruns_only_what_depends_on_M(tiny_repo):
     repo = tiny_repo
     out = _run([str(DVC), "exp", "run", "-S", "M=4"], repo).stdout
     ran = sorted(line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage"))
-    assert ran == ["evaluate", "prepare"]
+    assert ran == ["evaluate", "prepare", "report"]
     main = yaml.safe_load((repo / "metrics/main.json").read_text())
     assert main["M"] == 4 and main["schedule"] == [1, 4, 4, 4, 4, 4, 4]
     shown = _run([str(DVC), "exp", "show", "--csv"], repo).stdout
