@@ -48,7 +48,7 @@ mini-lsrs: setup
 	$(VENV)/bin/lsrs sample --scorer runs/mini/scorer_d4_pairwise --out runs/mini/samples_lsrs.png
 	$(VENV)/bin/lsrs random-scales --out runs/mini/random_scales.png
 
-# The whole paper on the profile in params.yaml (mini: about 45 minutes on 2 cores), as a DVC pipeline.
+# The whole paper on the profile in params.yaml (mini: about 40 minutes on 2 cores), as a DVC pipeline.
 repro: setup
 	@git rev-parse --git-dir >/dev/null 2>&1 || { echo "make repro needs a git checkout (DVC experiments live in git)"; exit 1; }
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" DVC_NO_ANALYTICS=1 $(VENV)/bin/dvc repro
