@@ -162,12 +162,16 @@ def run_sweep(params, name: str, layout, out_dir: Path, log: Callable[[str], Non
         log(f"[{name}] {run.name}")
         metrics, feats = R.evaluate_model(setup, models[run.var], out_dir / run.name, plan,
                                           per_class=params.ablations.per_class, save_samples=False, log=log)
+        if feats is None:  # a torchrun rank other than 0: rank 0 scores every run
+            continue
         if run.scorer is None:
             baselines[run.var] = feats
             diff = {"delta": 0.0, "low": 0.0, "high": 0.0}
         else:
             diff = R.paired_fid_diff(baselines[run.var], feats, setup)
         rows.append(_row(name, run, metrics, diff))
+    if not setup.runtime.is_main:
+        return []
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(rows, indent=1))
     pd.DataFrame(rows).to_csv(out_dir / "results.csv", index=False)

@@ -99,21 +99,28 @@ def _peak_memory_mib(device: torch.device) -> float:
     return float("nan")
 
 
-def measure_cost(params, layout, device: str = "cpu", log: Callable[[str], None] = print) -> list[dict]:
+def measure_cost(params, layout, device: str | None = None, log: Callable[[str], None] = print) -> list[dict]:
     """Figure 6: for each M of ablations.cost, the mean wall time (over `repeats`) and peak memory of
-    generating one batch of `batch_size` images with CFG by LSRS (M = 1: plain VAR), on `device`.
-    On the CPU the peak is the process's resident set (VmHWM, reset before each M), on CUDA the
-    allocator's peak."""
-    from lsrs import runs as R
+    generating one batch of `batch_size` images with CFG by LSRS (M = 1: plain VAR), on `device`
+    (default: runtime.device, with runtime.precision). On the CPU the peak is the process's resident
+    set (VmHWM, reset before each M), on CUDA the allocator's peak. One process measures (rank 0 of
+    a torchrun job; the others return [])."""
+    import dataclasses
 
-    c = params.ablations.cost
-    dev = torch.device(device)
+    from lsrs import runs as R
+    from lsrs.runtime import Runtime
+
+    c, rt = params.ablations.cost, Runtime.start(params.runtime)
+    if not rt.is_main:
+        return []
+    rt = dataclasses.replace(rt, rank=0, world=1, device=torch.device(device) if device else rt.device)
+    dev = rt.device
     vae = R.load_tokenizer(layout.tokenizer).to(dev)
     var = R.load_var(layout.var(params.var.main), vae).to(dev)
     k = len(vae.cfg.patch_nums)
     labels = torch.arange(c.batch_size) % var.cfg.num_classes
     rows = []
-    R.sample_images(var, vae, labels, params.sampling, 0, c.batch_size, progress=False)  # warm-up
+    R.sample_images(var, vae, labels, params.sampling, 0, c.batch_size, progress=False, runtime=rt)  # warm-up
     for m in tqdm(c.M, desc="cost vs M", unit="M"):
         plan = None if m == 1 else R.lsrs_plan(layout.scorer(params.lsrs.scorer), vae,
                                                schedule_from(m, c.ST, k))
@@ -121,13 +128,14 @@ def measure_cost(params, layout, device: str = "cpu", log: Callable[[str], None]
         times = []
         for rep in range(c.repeats):
             t0 = time.perf_counter()
-            R.sample_images(var, vae, labels, params.sampling, rep, c.batch_size, progress=False, plan=plan)
+            R.sample_images(var, vae, labels, params.sampling, rep, c.batch_size, progress=False, plan=plan,
+                            runtime=rt)
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
             times.append(time.perf_counter() - t0)
         rows.append({"M": m, "ST": c.ST, "batch_size": c.batch_size, "seconds": float(np.mean(times)),
                      "seconds_std": float(np.std(times)), "peak_memory_mib": _peak_memory_mib(dev),
-                     "device": str(dev), "repeats": c.repeats})
+                     "device": str(dev), "precision": rt.precision, "repeats": c.repeats})
         log(f"cost M={m}: {rows[-1]['seconds']:.2f} s per batch of {c.batch_size}, "
             f"peak {rows[-1]['peak_memory_mib']:.0f} MiB")
     base = rows[0]["seconds"] if rows and rows[0]["M"] == 1 else None

@@ -18,6 +18,7 @@ from lsrs.ablations import AblationsConfig, check_ablations
 from lsrs.evaluator import EvaluatorTrainConfig
 from lsrs.models import TokenizerConfig, TransformerConfig
 from lsrs.rejection import SelectionConfig, schedule_from
+from lsrs.runtime import RuntimeConfig
 from lsrs.sampler import RNG_MODES
 from lsrs.scorer import ScorerConfig
 from lsrs.scorer_train import LOSSES, ScorerTrainConfig
@@ -96,13 +97,14 @@ class TokensConfig:
     real_per_class: int | None = None  # real maps per class (the first ones of the training split); None: all
     generated_per_class: int = 1000  # the authors' protocol: 1000 per class
     shard_size: int = 4096  # maps per shard file (the unit of resume)
+    encode_batch_size: int = 256  # images per tokenizer encoder call in extraction
     seed: int = 0  # seed of the generated maps' stream ("scorer-data", disjoint from evaluation draws)
 
     def __post_init__(self):
         if self.real_per_class is not None and self.real_per_class < 1:
             raise ValueError(f"real_per_class must be >= 1 or null, got {self.real_per_class}")
-        if self.generated_per_class < 1 or self.shard_size < 1:
-            raise ValueError("generated_per_class and shard_size must be >= 1")
+        if self.generated_per_class < 1 or self.shard_size < 1 or self.encode_batch_size < 1:
+            raise ValueError("generated_per_class, shard_size and encode_batch_size must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,7 @@ class Params:
     lsrs: LSRSSection = LSRSSection()
     evaluation: EvaluationConfig = EvaluationConfig()
     ablations: AblationsConfig = AblationsConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
     extra: dict = field(default_factory=dict)  # sections owned by later stages, kept verbatim
 
     @property
@@ -247,7 +250,7 @@ def from_dict(cls, data: dict, prefix: str = ""):
 
 
 KNOWN_SECTIONS = {"profile", "M", "ST", "data", "tokenizer", "var", "sampling", "tokens", "scorer", "lsrs", "evaluation",
-                  "ablations"}
+                  "ablations", "runtime"}
 
 
 def check_consistency(params: Params) -> None:

@@ -70,6 +70,8 @@ def evaluate_main(params: Params, layout: Layout, summary_json: Path, log: Calla
     var = R.load_var(layout.var(params.var.main), setup.vae)
     plan = R.lsrs_plan(layout.scorer(params.lsrs.scorer), setup.vae, params.schedule(), params.lsrs.selection)
     lsrs_metrics, feats = R.evaluate_model(setup, var, layout.main_eval, plan, log=log)
+    if feats is None:  # a torchrun rank other than 0: its part is in rank 0's results
+        return {}
     base_dir = layout.baseline(params.var.main)
     base_metrics = json.loads((base_dir / "metrics.json").read_text())
     diff = R.paired_fid_diff(load_features(base_dir / "features.pt"), feats, setup)
@@ -92,9 +94,13 @@ def sample_grids(params: Params, layout: Layout, out_dir: Path, log: Callable[[s
 
     from lsrs import runs as R
 
-    g = params.ablations.grids
-    vae = R.load_tokenizer(layout.tokenizer)
-    var = R.load_var(layout.var(params.var.main), vae)
+    from lsrs.runtime import Runtime
+
+    g, rt = params.ablations.grids, Runtime.start(params.runtime)
+    if not rt.is_main:  # a few images: one process draws them
+        return []
+    vae = R.load_tokenizer(layout.tokenizer).to(rt.device)
+    var = R.load_var(layout.var(params.var.main), vae).to(rt.device)
     labels = torch.arange(g.images) % var.cfg.num_classes
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -104,7 +110,8 @@ def sample_grids(params: Params, layout: Layout, out_dir: Path, log: Callable[[s
         for m, st in settings:
             plan = None if m == 1 else R.lsrs_plan(layout.scorer(params.lsrs.scorer), vae, params.schedule(m, st),
                                                    params.lsrs.selection)
-            columns.append(_preview(var, vae, labels, params.sampling, g.seed, plan))
+            with rt.autocast():
+                columns.append(_preview(var, vae, labels, params.sampling, g.seed, plan))
         grid = torch.stack(columns, dim=1).flatten(0, 1)  # row-major: image, setting
         save_image(grid, out_dir / f"{name}.png", nrow=len(columns), padding=1)
         (out_dir / f"{name}.json").write_text(json.dumps({"rows": labels.tolist(), "columns": [
@@ -122,4 +129,4 @@ def _preview(var, vae, labels: torch.Tensor, sampling, seed: int, plan) -> torch
     from lsrs.sampler import generate
 
     sel = make_selector(sampling, torch.arange(len(labels)), seed, plan, stream="preview")
-    return generate(var, vae, labels, sel, cfg=sampling.cfg).images.cpu()
+    return generate(var, vae, labels, sel, cfg=sampling.cfg).images.float().cpu()

@@ -19,7 +19,9 @@ from lsrs.checkpoint import CheckpointError, config_from_json, load_into, read_s
 from lsrs.config import Params
 from lsrs.data import ImageSet, load_fashion_mnist
 from lsrs.models import VAR, VQVAE, TokenizerConfig, TransformerConfig
+from lsrs.npz import to_uint8
 from lsrs.rejection import LSRSSelector, ScoreFn, SelectionConfig
+from lsrs.runtime import CPU, Runtime
 from lsrs.sampler import OfficialRNG, PerSampleRNG, TokenSampler, generate
 from lsrs import train as T
 
@@ -186,7 +188,7 @@ def lsrs_plan(scorer_path: str | Path, vae: VQVAE, schedule: tuple[int, ...],
     from lsrs.scorer import ScorerScoreFn, check_compatible, load_scorer, make_input
 
     path = Path(scorer_path)
-    scorer = load_scorer(path / "scorer.pth" if path.is_dir() else path)
+    scorer = load_scorer(path / "scorer.pth" if path.is_dir() else path).to(next(vae.parameters()).device)
     check_compatible(scorer.cfg, vae)
     if len(schedule) != len(vae.cfg.patch_nums):
         raise ValueError(f"the LSRS schedule has {len(schedule)} scales, the tokenizer {len(vae.cfg.patch_nums)}")
@@ -196,23 +198,32 @@ def lsrs_plan(scorer_path: str | Path, vae: VQVAE, schedule: tuple[int, ...],
 
 def sample_images(var: VAR, vae: VQVAE, labels: torch.Tensor, sampling, seed: int,
                   batch_size: int | None = None, first_id: int = 0, progress: bool = True,
-                  plan: LSRSPlan | None = None) -> torch.Tensor:
-    """Images (N, C, H, W) in [0, 1] for `labels`; image i uses sample id first_id + i.
+                  plan: LSRSPlan | None = None, runtime: Runtime = CPU) -> torch.Tensor | None:
+    """uint8 images (N, C, H, W) for `labels`; image i uses sample id first_id + i.
 
-    With the per-sample RNG the result does not depend on batch_size, and image i sees the same
+    With the per-sample RNG the tokens do not depend on batch_size, and image i sees the same
     draws whatever the LSRS plan (candidate 0 of every scale is the plain sampler's draw). With the
     official RNG each batch reseeds the generator with seed + batch number (the official g_seed
-    semantics); LSRS needs the per-sample RNG.
+    semantics); LSRS needs the per-sample RNG. Models must be on runtime.device.
+
+    With several ranks, rank r generates the batches r, r + world, ... and rank 0 returns every
+    image in order (the other ranks None); the batches are those of one process, so the images are too.
     """
     bs = batch_size or sampling.batch_size
-    out = []
     starts = range(0, len(labels), bs)
-    for n, start in enumerate(tqdm(starts, desc="sample", unit="batch", disable=not progress)):
+    mine = {}
+    for n in tqdm(runtime.mine(len(starts)), desc="sample", unit="batch", disable=not progress):
+        start = starts[n]
         lab = labels[start:start + bs]
         ids = torch.arange(first_id + start, first_id + start + len(lab))
         sel = make_selector(sampling, ids, seed if sampling.rng == "per-sample" else seed + n, plan)
-        out.append(generate(var, vae, lab, sel, cfg=sampling.cfg).images.cpu())
-    return torch.cat(out)
+        with runtime.autocast():
+            mine[n] = to_uint8(generate(var, vae, lab, sel, cfg=sampling.cfg).images).cpu()
+    parts = runtime.gather(mine)
+    if parts is None:
+        return None
+    batches = {n: x for part in parts for n, x in part.items()}
+    return torch.cat([batches[n] for n in range(len(starts))])
 
 
 def sample_grid(var: VAR, vae: VQVAE, sampling, out_png: Path, per_class: int = 8, seed: int = 0,
@@ -221,7 +232,7 @@ def sample_grid(var: VAR, vae: VQVAE, sampling, out_png: Path, per_class: int = 
     from torchvision.utils import save_image
 
     labels = torch.arange(var.cfg.num_classes).repeat_interleave(per_class)
-    images = sample_images(var, vae, labels, sampling, seed, batch_size, plan=plan)
+    images = sample_images(var, vae, labels, sampling, seed, batch_size, plan=plan).float() / 255
     Path(out_png).parent.mkdir(parents=True, exist_ok=True)
     save_image(images, out_png, nrow=per_class, padding=1)
     return images
@@ -246,7 +257,7 @@ def random_scale_grid(var: VAR, vae: VQVAE, sampling, out_png: Path, classes: li
     for scale in tqdm([None, *range(len(vae.cfg.patch_nums))], desc="random scales", unit="column"):
         plain = make_selector(sampling, ids, seed, stream="preview")
         sel = plain if scale is None else RandomScale(plain, scale)
-        columns.append(generate(var, vae, labels, sel, cfg=sampling.cfg).images.cpu())
+        columns.append(generate(var, vae, labels, sel, cfg=sampling.cfg).images.float().cpu())
     grid = torch.stack(columns, dim=1).flatten(0, 1)  # row-major: class, column
     Path(out_png).parent.mkdir(parents=True, exist_ok=True)
     save_image(grid, out_png, nrow=len(columns), padding=1)
@@ -265,7 +276,8 @@ def extract_real_tokens(params: Params, tokenizer_dir: Path, out_dir: Path, log:
     """Token maps of the first `tokens.real_per_class` training images of every class, as a token store."""
     from lsrs.tokens import extract_real
 
-    vae = load_tokenizer(tokenizer_dir)
+    rt = Runtime.start(params.runtime)
+    vae = load_tokenizer(tokenizer_dir).to(rt.device)
     if vae.cfg.image_size != params.data.image_size:
         raise ValueError(f"the tokenizer makes {vae.cfg.image_size}px images, data.image_size is {params.data.image_size}")
     data, index = load_data(params, "train").first_per_class(params.tokens.real_per_class)
@@ -275,7 +287,8 @@ def extract_real_tokens(params: Params, tokenizer_dir: Path, out_dir: Path, log:
     if params.data.dataset == "imagenet":
         meta.update(crop=params.data.crop, crop_seed=params.data.crop_seed)
     log(f"extract: {len(data)} real images -> token maps in {out_dir}")
-    return extract_real(vae, data, out_dir, meta, ids=index, shard_size=params.tokens.shard_size, log=log)
+    return extract_real(vae, data, out_dir, meta, ids=index, shard_size=params.tokens.shard_size,
+                        batch_size=params.tokens.encode_batch_size, log=log, runtime=rt)
 
 
 def sample_generated_tokens(params: Params, tokenizer_dir: Path, var_dir: Path, out_dir: Path,
@@ -283,14 +296,15 @@ def sample_generated_tokens(params: Params, tokenizer_dir: Path, var_dir: Path, 
     """`tokens.generated_per_class` VAR samples per class (stream 'scorer-data'), as a token store."""
     from lsrs.tokens import sample_generated
 
-    vae = load_tokenizer(tokenizer_dir)
-    var = load_var(var_dir, vae)
+    rt = Runtime.start(params.runtime)
+    vae = load_tokenizer(tokenizer_dir).to(rt.device)
+    var = load_var(var_dir, vae).to(rt.device)
     sampling = dataclasses.replace(params.sampling, seed=params.tokens.seed)
     meta = {"var": _file_id(_resolve(var_dir, "var")[0]), "tokenizer": _file_id(_resolve(tokenizer_dir, "tokenizer")[0])}
     log(f"sample-tokens: {params.tokens.generated_per_class} maps per class x {var.cfg.num_classes} classes "
         f"-> {out_dir}")
     return sample_generated(var, vae, out_dir, params.tokens.generated_per_class, sampling, meta,
-                            shard_size=params.tokens.shard_size, log=log)
+                            shard_size=params.tokens.shard_size, log=log, runtime=rt)
 
 
 def train_scorer(params: Params, tokenizer_dir: Path, real_dir: Path, generated_dir: Path, out_dir: Path,
@@ -307,8 +321,9 @@ def train_scorer(params: Params, tokenizer_dir: Path, real_dir: Path, generated_
                              f"(scales {tuple(store.patch_nums)}, V={store.vocab_size})")
     train_cfg = dataclasses.replace(params.scorer.train, **{k: v for k, v in train_overrides.items() if v is not None})
     as_int = lambda a: torch.from_numpy(np.asarray(a, dtype=np.int64))  # noqa: E731 (uint16 on disk)
+    rt = Runtime.start(params.runtime)
     return fit(as_int(real.tokens), as_int(real.labels), as_int(gen.tokens), as_int(gen.labels),
-               vae, params.scorer.model, train_cfg, out_dir, log=log)
+               vae, params.scorer.model, train_cfg, out_dir, log=log, device=rt.device, runtime=rt)
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -341,10 +356,12 @@ def build_reference(params: Params, evaluator_dir: Path | None, out_npz: Path,
     (evaluation.reference_count of them, or all; an ImageNet tree is read lazily, batch by batch)."""
     from lsrs.evaluation import build_reference as build, load_reference, save_reference
 
-    ev = params.evaluation
+    ev, rt = params.evaluation, Runtime.start(params.runtime)
+    if not rt.is_main:  # one pass over the reference images; nothing to split
+        return {}
     extractor = make_extractor(params, evaluator_dir)
     if ev.reference_batch:
-        ref = load_reference(ev.reference_batch, extractor, batch_size=ev.feature_batch_size)
+        ref = load_reference(ev.reference_batch, extractor, batch_size=ev.feature_batch_size, device=rt.device)
     else:
         data = load_data(params, "train")
         n = min(ev.reference_count or len(data), len(data))
@@ -354,7 +371,7 @@ def build_reference(params: Params, evaluator_dir: Path | None, out_npz: Path,
             order = torch.randperm(len(data), generator=torch.Generator().manual_seed(ev.seed))[:n]
             bs = ev.feature_batch_size
             images = (data.as_uint8(order[s:s + bs]) for s in range(0, n, bs))
-        ref = build(images, extractor, pr_count=ev.pr_count, batch_size=ev.feature_batch_size,
+        ref = build(images, extractor, pr_count=ev.pr_count, batch_size=ev.feature_batch_size, device=rt.device,
                     source=f"{params.data.dataset} train, {n} images")
     save_reference(ref, out_npz)
     log(f"reference: {ref.source} -> {out_npz}")
@@ -366,17 +383,19 @@ class EvalSetup:
     """What every evaluation of a profile shares: the tokenizer, the feature extractor and the reference."""
 
     params: Params
-    vae: VQVAE
+    vae: VQVAE  # on runtime.device
     extractor: object  # lsrs.features.Extractor
     reference: object  # lsrs.evaluation.ReferenceStats
+    runtime: Runtime = CPU
 
     @classmethod
     def load(cls, params: Params, tokenizer_dir: Path, evaluator_dir: Path | None, reference: Path) -> "EvalSetup":
         from lsrs.evaluation import load_reference
 
+        rt = Runtime.start(params.runtime)
         extractor = make_extractor(params, evaluator_dir)
         ref = load_reference(reference, extractor)  # fails fast on a reference of another extractor
-        return cls(params, load_tokenizer(tokenizer_dir), extractor, ref)
+        return cls(params, load_tokenizer(tokenizer_dir).to(rt.device), extractor, ref, rt)
 
 
 def evaluate_model(setup: EvalSetup, var: VAR, out_dir: Path, plan: LSRSPlan | None = None,
@@ -385,7 +404,8 @@ def evaluate_model(setup: EvalSetup, var: VAR, out_dir: Path, plan: LSRSPlan | N
     write metrics.json, features.pt (per-image features, for paired comparisons) and samples.npz.
 
     Returns (metrics, features). Image i is the same draw in every run with the same seed, so runs
-    with other `per_class` share their first images and any two runs are paired.
+    with other `per_class` share their first images and any two runs are paired. With several ranks
+    the sampling is split (see `sample_images`), rank 0 scores and writes, the others return (None, None).
     """
     import resource
 
@@ -393,24 +413,30 @@ def evaluate_model(setup: EvalSetup, var: VAR, out_dir: Path, plan: LSRSPlan | N
     from lsrs.features import compute_features, save_features
     from lsrs.npz import write_samples
 
-    ev = setup.params.evaluation
+    ev, rt = setup.params.evaluation, setup.runtime
+    var = var.to(rt.device)
     n = (per_class or ev.per_class) * var.cfg.num_classes
     labels = torch.arange(n) % var.cfg.num_classes
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     schedule = list(plan.schedule) if plan else [1] * len(setup.vae.cfg.patch_nums)
-    log(f"evaluate: {n} images, schedule {schedule}")
+    log(f"evaluate: {n} images, schedule {schedule} ({rt.describe()})")
+    rt.reset_peak_memory()
     t0 = time.perf_counter()
-    images = sample_images(var, setup.vae, labels, setup.params.sampling, ev.seed, plan=plan)
+    images = sample_images(var, setup.vae, labels, setup.params.sampling, ev.seed, plan=plan, runtime=rt)
     gen_seconds = time.perf_counter() - t0
+    peak_gpu = rt.peak_memory_mib()
+    if images is None:
+        return None, None
     if save_samples:
         write_samples(out_dir / "samples.npz", images, labels)
-    feats = compute_features(images, setup.extractor, batch_size=ev.feature_batch_size)
+    feats = compute_features(images, setup.extractor, batch_size=ev.feature_batch_size, device=rt.device)
     save_features(feats, out_dir / "features.pt")
     metrics = evaluate_features(feats, setup.reference)
     metrics.update(schedule=schedule, selection=dataclasses.asdict(plan.selection) if plan and not plan.is_plain
                    else None, seed=ev.seed, stream="eval", sample_ids=[0, n], generation_seconds=gen_seconds,
-                   seconds_per_image=gen_seconds / n,
+                   seconds_per_image=gen_seconds / n, device=str(rt.device), precision=rt.precision,
+                   processes=rt.world, peak_gpu_mib=peak_gpu,
                    peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     T.write_json(metrics, out_dir / "metrics.json")
     log(f"FID {metrics['fid']:.3f}  IS {metrics['is']:.3f}  precision {metrics['precision']:.3f}  "

@@ -64,6 +64,7 @@ from torch import nn
 from tqdm import tqdm
 
 from lsrs.checkpoint import atomic_write_text, read_state_dict
+from lsrs.runtime import CPU, Runtime
 from lsrs.models.tokenizer import VQVAE
 from lsrs.scorer import Scorer, ScorerConfig, ScorerInput, check_compatible, make_input, num_params
 from lsrs.train import OptimConfig, _Trainer, plot_history, save_model, split_scales, write_json
@@ -268,8 +269,12 @@ class ScorerTrainer(_Trainer):
 
     def __init__(self, scorer: Scorer, real: InputBank, gen: InputBank, real_labels: torch.Tensor,
                  train_split: tuple[dict, dict], val_pairs: tuple[torch.Tensor, torch.Tensor],
-                 cfg: ScorerTrainConfig, out_dir: Path, fingerprint: str, device: torch.device, log=print):
-        self.tcfg = cfg
+                 cfg: ScorerTrainConfig, out_dir: Path, fingerprint: str, device: torch.device, log=print,
+                 runtime: Runtime = CPU):
+        self.tcfg, self.runtime = cfg, runtime
+        # with several ranks every step splits its batch across them and DDP averages the gradients
+        self.net = scorer if not runtime.distributed else nn.parallel.DistributedDataParallel(
+            scorer, device_ids=[device.index] if device.type == "cuda" else None)
         self.real, self.gen, self.real_labels = real, gen, real_labels
         self.train_real, self.train_gen = train_split
         self.val_ri, self.val_gi = val_pairs
@@ -303,6 +308,11 @@ class ScorerTrainer(_Trainer):
     def snapshot_extra(self):
         return {"val_rows": self.val_rows, "best": self.best, "fingerprint": self.fingerprint}
 
+    def save_snapshot(self) -> None:
+        if self.runtime.is_main:  # every rank holds the same weights; one writes them
+            super().save_snapshot()
+        self.runtime.barrier()  # a resume must never see a snapshot older than its own step
+
     def restore_extra(self, extra):
         if extra.get("fingerprint") != self.fingerprint:
             raise RuntimeError(f"{self.snapshot_path} was made with other data or configs; delete it to start over")
@@ -324,12 +334,15 @@ class ScorerTrainer(_Trainer):
         epoch, pos = divmod(self.step, self.steps_per_epoch)
         ri, gi = self.epoch_pairs(epoch)
         sl = slice(pos * self.cfg.batch_size, (pos + 1) * self.cfg.batch_size)
-        ri, gi = ri[sl], gi[sl]
+        n_batch, world = len(ri[sl]), self.runtime.world
+        ri, gi = ri[sl][self.runtime.rank::world], gi[sl][self.runtime.rank::world]
         lr = cosine_lr(self.step, self.cfg.steps, self.cfg.warmup_steps, self.cfg.lr, self.tcfg.min_lr_ratio)
         for group in self.opt.param_groups:
             group["lr"] = lr
-        s_r, s_g = score_pairs(self.model, self.real, self.gen, ri, gi, self.real_labels[ri], self.trained_scales)
-        loss = pair_loss(s_r, s_g, self.tcfg.loss).mean()
+        s_r, s_g = score_pairs(self.net, self.real, self.gen, ri, gi, self.real_labels[ri], self.trained_scales)
+        # the batch mean over all ranks: DDP averages the ranks' gradients, hence the factor world
+        per_pair = pair_loss(s_r, s_g, self.tcfg.loss)
+        loss = per_pair.sum() * (world / n_batch)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         if self.tcfg.grad_clip > 0:
@@ -339,7 +352,7 @@ class ScorerTrainer(_Trainer):
                 [p.grad.norm() for p in self.model.parameters() if p.grad is not None])))
         self.opt.step()
         self.step += 1
-        return {"step": self.step, "epoch": epoch + 1, "lr": lr, "loss": loss.item(),
+        return {"step": self.step, "epoch": epoch + 1, "lr": lr, "loss": per_pair.mean().item(),  # this rank's pairs
                 "acc": pair_accuracy(s_r, s_g).float().mean().item(), "grad_norm": grad_norm}
 
     def validate(self, epoch: int) -> None:
@@ -356,8 +369,10 @@ class ScorerTrainer(_Trainer):
         if better:
             self.best = {"epoch": epoch, "val_loss": mean_loss, "val_acc": mean_acc,
                          "loss_per_scale": losses, "acc_per_scale": accs}
-            save_model(self.model, self.model.cfg, self.out_dir, "scorer")
-        self.write_val_csv()
+            if self.runtime.is_main:
+                save_model(self.model, self.model.cfg, self.out_dir, "scorer")
+        if self.runtime.is_main:
+            self.write_val_csv()
         self.log(f"scorer epoch {epoch}/{self.tcfg.epochs}: val loss {mean_loss:.4f} acc {mean_acc:.3f}"
                  f"{' (best)' if better else ''}; acc per scale " + " ".join(f"{a:.2f}" for a in accs))
 
@@ -431,11 +446,14 @@ def plot_validation(csv_path: Path, png_path: Path, title: str = "scorer validat
 
 def train_scorer(real_tokens, real_labels, gen_tokens, gen_labels, vae: VQVAE, scorer_cfg: ScorerConfig,
                  train_cfg: ScorerTrainConfig, out_dir: str | Path, log: Callable[[str], None] = print,
-                 device: str | torch.device = "cpu", input_fn: ScorerInput | None = None) -> dict:
+                 device: str | torch.device = "cpu", input_fn: ScorerInput | None = None,
+                 runtime: Runtime = CPU) -> dict:
     """Train a scorer to rank real above generated token maps; return (and write) the final metrics.
 
     real/gen tokens: (N, L) integer token maps (scales concatenated), labels (N,). `vae` supplies the
     codebook and Phi convs that turn token maps into e_k. Resumes from out_dir/scorer.train.pth.
+    With several torchrun ranks (`runtime`) training is data-parallel (DDP, each rank a slice of
+    every batch; the result matches one process up to float summation order) and rank 0 writes.
     """
     t0 = time.time()
     out_dir = Path(out_dir)
@@ -481,11 +499,13 @@ def train_scorer(real_tokens, real_labels, gen_tokens, gen_labels, vae: VQVAE, s
     fingerprint = _fingerprint(asdict(scorer_cfg), semantic, real_tokens, real_labels, gen_tokens,
                                gen_labels, *quant_state)
     trainer = ScorerTrainer(scorer, real, gen, real_labels, (real_train, gen_train), val_pairs, train_cfg, out_dir,
-                            fingerprint, device, log)
+                            fingerprint, device, log, runtime)
     log(f"scorer: {num_params(scorer):,} parameters, {trainer.pairs_per_epoch} pairs per epoch x "
         f"{len(trainer.trained_scales)} scales, {trainer.steps_per_epoch} steps per epoch, {train_cfg.epochs} epochs")
     torch.manual_seed(train_cfg.seed + 1)  # dropout stream (a resume restores the saved RNG state instead)
     trainer.fit()
+    if not runtime.is_main:
+        return {}
 
     plot_history(trainer.out_dir / "scorer_loss.csv", out_dir / "scorer_loss.png", ("loss", "acc"),
                  "scorer training (per step)")

@@ -10,8 +10,9 @@ holds items j*S .. j*S+S-1 as three plain .npy files, so they can be memory-mapp
 
 `manifest.json` describes the store (kind, free-form meta, scales, vocabulary, total, shard size)
 and lists the finished shards with the sha256 of each file. Every file is written to a temporary
-name, fsynced and renamed, and the manifest is rewritten after each shard, so a shard exists only
-once it is listed there. An interrupted `write_store` resumes where it stopped; since shards are
+name, fsynced and renamed; a finished shard first gets an entry file (shard_j.entry.json), which
+moves into the manifest as soon as every shard before it is listed, so a shard exists only once its
+entry or manifest line does (several torchrun ranks may write shards of one store, see write_store). An interrupted `write_store` resumes where it stopped; since shards are
 aligned to `shard_size` and the producer is deterministic per item range, the resumed folder is
 byte-identical to one written in a single go. A folder holding a different run (another spec) is
 refused and never touched: finished data is only ever added to, not replaced.
@@ -24,7 +25,7 @@ import io
 import json
 import math
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, fields
 from functools import cached_property
 from pathlib import Path
@@ -33,10 +34,13 @@ from typing import Callable, Iterator
 import numpy as np
 from tqdm import tqdm
 
+from lsrs.runtime import CPU, Runtime
+
 FORMAT = 1
 KINDS = ("real", "generated")
 PARTS = ("tokens", "labels", "ids")
 MANIFEST = "manifest.json"
+ENTRY_SUFFIX = ".entry.json"  # a finished shard not yet in the manifest (see write_store)
 
 Producer = Callable[[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]]
 
@@ -357,28 +361,64 @@ def _remove_temp_files(path: Path, log: Callable[[str], None]) -> None:
 
 
 def write_store(path: str | Path, spec: StoreSpec, produce: Producer, log: Callable[[str], None] = print,
-                progress: bool = True) -> TokenStore:
+                progress: bool = True, runtime: Runtime = CPU) -> TokenStore:
     """Fill the store at `path` shard by shard with `produce(start, count) -> (tokens, labels, ids)`.
 
     Resumes a store with an equal spec (only the missing shards are produced) and refuses one with
     another spec. `produce` must depend only on its item range, so shard j is the same bytes
-    whether it is written in one run or after an interruption.
+    whether it is written in one run, after an interruption, or by any rank of a torchrun job.
+
+    With several processes (`runtime.world` > 1, one shared folder) rank r writes the shards
+    j = r, r + world, ...; each finished shard leaves an entry file (shard_j.json) and rank 0 moves
+    the entries into the manifest at the end, in shard order, so the manifest equals a one-process
+    run's. Rank 0 alone checks, resumes and locks the folder; an interrupted job resumes from the
+    manifest plus the entries left behind.
     """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    with _exclusive(path):
-        store = _start_or_resume(path, spec, log)
-        _remove_temp_files(path, log)
-        shards, done = list(store.shards), sum(e["count"] for e in store.shards)
-        with tqdm(total=spec.total, initial=done, desc=f"{spec.kind} token maps", unit="map",
+    with _exclusive(path) if runtime.is_main else nullcontext():
+        if runtime.is_main:
+            _start_or_resume(path, spec, log)
+            _remove_temp_files(path, log)
+        runtime.barrier()
+        shards = _read_manifest(path / MANIFEST)[1]
+        done = {e["name"] for e in shards} | {f.name[:-len(ENTRY_SUFFIX)] for f in path.glob("shard_*" + ENTRY_SUFFIX)}
+        todo = [j for j in runtime.mine(spec.num_shards) if shard_name(j) not in done]
+        mine = sum(spec.shard_range(j)[1] for j in runtime.mine(spec.num_shards))
+        with tqdm(total=mine, initial=mine - sum(spec.shard_range(j)[1] for j in todo), unit="map",
+                  desc=f"{spec.kind} token maps" + (f" (rank {runtime.rank})" if runtime.distributed else ""),
                   disable=not progress) as bar:
-            for j in range(len(shards), spec.num_shards):
+            for j in todo:
                 start, count = spec.shard_range(j)
                 arrays = _check_batch(spec, start, count, *produce(start, count))
                 name = shard_name(j)
                 sha = {p: _write_npy(path / f"{name}.{p}.npy", a) for p, a in zip(PARTS, arrays)}
-                shards.append({"name": name, "start": start, "count": count, "sha256": sha})
-                _write_manifest(path, spec, shards)
+                entry = {"name": name, "start": start, "count": count, "sha256": sha}
+                _atomic_write(path / f"{name}{ENTRY_SUFFIX}", json.dumps(entry).encode())
+                if not runtime.distributed:
+                    shards = _adopt_entries(path, spec, shards)
                 bar.update(count)
-    log(f"token store {path}: complete, {spec.total} {spec.kind} maps in {spec.num_shards} shard(s)")
+        runtime.barrier()
+        if runtime.is_main:
+            shards = _adopt_entries(path, spec, shards)
+            if len(shards) != spec.num_shards:
+                raise StoreError(f"token store {path}: only {len(shards)} of {spec.num_shards} shards were written")
+            log(f"token store {path}: complete, {spec.total} {spec.kind} maps in {spec.num_shards} shard(s)")
+        runtime.barrier()
     return TokenStore.open(path)
+
+
+def _adopt_entries(path: Path, spec: StoreSpec, shards: list[dict]) -> list[dict]:
+    """Move the entry files of the shards that directly follow the listed ones into the manifest."""
+    shards, adopted = list(shards), []
+    while len(shards) < spec.num_shards and (f := path / f"{shard_name(len(shards))}{ENTRY_SUFFIX}").is_file():
+        entry = json.loads(f.read_text())
+        if (entry["name"], entry["start"], entry["count"]) != (f.name[:-len(ENTRY_SUFFIX)], *spec.shard_range(len(shards))):
+            raise StoreError(f"{f} does not describe shard {len(shards)} of this store")
+        shards.append(entry)
+        adopted.append(f)
+    if adopted:
+        _write_manifest(path, spec, shards)
+        for f in adopted:
+            f.unlink()
+    return shards

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from lsrs.config import SamplingConfig
 from lsrs.data import ImageSet
 from lsrs.models import VAR, VQVAE
+from lsrs.runtime import CPU, Runtime
 from lsrs.sampler import PerSampleRNG, TokenSampler, generate
 from lsrs.store import StoreSpec, TokenStore, write_store
 
@@ -45,8 +46,12 @@ def _data_digest(images: ImageSet, ids: np.ndarray) -> str:
 
 def extract_real(vae: VQVAE, images: ImageSet, out_dir: str | Path, meta: dict,
                  ids: torch.Tensor | np.ndarray | None = None, shard_size: int = 4096, batch_size: int = 256,
-                 log: Callable[[str], None] = print) -> TokenStore:
-    """Encode `images` to multi-scale token maps; `ids` are their dataset indices (default 0..N-1)."""
+                 log: Callable[[str], None] = print, runtime: Runtime = CPU) -> TokenStore:
+    """Encode `images` to multi-scale token maps; `ids` are their dataset indices (default 0..N-1).
+
+    The encoder always runs in fp32 (no autocast): the quantizer's nearest-code search is where a
+    lower precision would flip tokens. With several ranks each writes its own shards (write_store).
+    """
     n = len(images)
     ids = np.arange(n, dtype=np.int64) if ids is None else np.asarray(ids, dtype=np.int64)
     if ids.shape != (n,):
@@ -54,7 +59,7 @@ def extract_real(vae: VQVAE, images: ImageSet, out_dir: str | Path, meta: dict,
     spec = StoreSpec(kind="real", meta={**meta, "data_sha256": _data_digest(images, ids)},
                      patch_nums=vae.cfg.patch_nums, vocab_size=vae.cfg.vocab_size, total=n, shard_size=shard_size)
     vae.eval()
-    device = next(vae.parameters()).device
+    device = runtime.device
 
     @torch.inference_mode()
     def produce(start: int, count: int):
@@ -62,7 +67,7 @@ def extract_real(vae: VQVAE, images: ImageSet, out_dir: str | Path, meta: dict,
                 for a, b in _batches(start, count, batch_size, f"encode {start}..")]
         return torch.cat(maps).numpy(), images.labels[start:start + count].numpy(), ids[start:start + count]
 
-    return write_store(out_dir, spec, produce, log=log)
+    return write_store(out_dir, spec, produce, log=log, runtime=runtime)
 
 
 def generated_labels(ids: np.ndarray, num_classes: int) -> np.ndarray:
@@ -71,7 +76,8 @@ def generated_labels(ids: np.ndarray, num_classes: int) -> np.ndarray:
 
 
 def sample_generated(var: VAR, vae: VQVAE, out_dir: str | Path, per_class: int, sampling: SamplingConfig,
-                     meta: dict, shard_size: int = 4096, log: Callable[[str], None] = print) -> TokenStore:
+                     meta: dict, shard_size: int = 4096, log: Callable[[str], None] = print,
+                     runtime: Runtime = CPU) -> TokenStore:
     """`per_class` VAR token maps per class on the "scorer-data" stream (sample id i = item i).
 
     Maps do not depend on `sampling.batch_size` (per-sample RNG), so it is not part of the spec and
@@ -98,9 +104,10 @@ def sample_generated(var: VAR, vae: VQVAE, out_dir: str | Path, per_class: int, 
             labels = torch.from_numpy(generated_labels(ids.numpy(), num_classes))
             selector = TokenSampler(PerSampleRNG(sampling.seed, ids, stream=SCORER_STREAM),
                                     sampling.top_k, sampling.top_p)
-            out = generate(var, vae, labels, selector, cfg=sampling.cfg, decode=False)
+            with runtime.autocast():
+                out = generate(var, vae, labels, selector, cfg=sampling.cfg, decode=False)
             maps.append(torch.cat(out.idx, 1).cpu())
         ids = np.arange(start, start + count, dtype=np.int64)
         return torch.cat(maps).numpy(), generated_labels(ids, num_classes), ids
 
-    return write_store(out_dir, spec, produce, log=log)
+    return write_store(out_dir, spec, produce, log=log, runtime=runtime)

@@ -47,4 +47,4 @@ def drop_scratch(folder: Path, patterns: tuple[str, ...] = ("*.train.pth", "trai
     these would only grow its cache (the run-cache restores finished stages; nothing resumes them)."""
     for pattern in patterns:
         for f in Path(folder).glob(pattern):
-            f.unlink()
+            f.unlink(missing_ok=True)  # torchrun ranks may race here

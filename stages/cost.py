@@ -10,7 +10,7 @@ app = _stage.app(__doc__)
 
 @app.command()
 def main(csv: Path = typer.Option(Path("metrics/cost.csv"), help="One row per M."),
-         device: str = typer.Option("cpu", help="cpu or cuda[:i]."),
+         device: str = typer.Option(None, help="cpu or cuda[:i] (default: runtime.device of the params)."),
          params: Path = _stage.PARAMS, root: Path = _stage.ROOT):
     import pandas as pd
 
@@ -18,6 +18,8 @@ def main(csv: Path = typer.Option(Path("metrics/cost.csv"), help="One row per M.
 
     def step(p, layout):
         rows = measure_cost(p, layout, device=device, log=_stage.echo)
+        if not rows:  # a torchrun rank other than 0
+            return
         csv.parent.mkdir(parents=True, exist_ok=True)
         pd.DataFrame(rows).to_csv(csv, index=False)
 

@@ -18,8 +18,8 @@ def main(name: str = typer.Option(..., help="An ablations.sweeps name, e.g. m_st
     def step(p, layout):
         if name not in p.ablations.sweeps:
             raise ValueError(f"ablations.sweeps has no {name!r} (known: {', '.join(p.ablations.sweeps)})")
-        run_sweep(p, name, layout, layout.sweep(name), log=_stage.echo)
-        if csv is not None:
+        rows = run_sweep(p, name, layout, layout.sweep(name), log=_stage.echo)
+        if csv is not None and rows:  # rows: [] on torchrun ranks other than 0
             csv.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(layout.sweep(name) / "results.csv", csv)
 
