@@ -135,7 +135,7 @@ def measure_cost(params, layout, device: str | None = None, log: Callable[[str],
             times.append(time.perf_counter() - t0)
         rows.append({"M": m, "ST": c.ST, "batch_size": c.batch_size, "seconds": float(np.mean(times)),
                      "seconds_std": float(np.std(times)), "peak_memory_mib": _peak_memory_mib(dev),
-                     "device": str(dev), "precision": rt.precision, "repeats": c.repeats})
+                     "device": str(dev), "autocast": rt.precision, "repeats": c.repeats})
         log(f"cost M={m}: {rows[-1]['seconds']:.2f} s per batch of {c.batch_size}, "
             f"peak {rows[-1]['peak_memory_mib']:.0f} MiB")
     base = rows[0]["seconds"] if rows and rows[0]["M"] == 1 else None

@@ -46,13 +46,15 @@ def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
-def read_state_dict(path: str | Path, what: str = "checkpoint", hint: str = "") -> dict[str, torch.Tensor]:
-    """Load a state dict from `path` (a plain dict, or a dict holding one under 'model'/'state_dict')."""
+def read_state_dict(path: str | Path, what: str = "checkpoint", hint: str = "",
+                    mmap: bool = False) -> dict[str, torch.Tensor]:
+    """Load a state dict from `path` (a plain dict, or a dict holding one under 'model'/'state_dict').
+    `mmap` maps the tensors instead of reading them (cheap key and shape checks of big files)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{what} not found: {path}. {hint}".strip())
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as exc:  # torch raises several types for corrupt or truncated files
         raise CheckpointError(f"{what} {path} could not be read ({type(exc).__name__}: {exc}); "
                               f"the file is corrupt or not a PyTorch checkpoint") from exc
@@ -83,12 +85,64 @@ def load_into(model: nn.Module, path: str | Path, what: str = "checkpoint", hint
     count depends on the number of scales it was trained with).
     """
     state = read_state_dict(path, what, hint)
+    _check_fits(model, state, path, what, tolerate)
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+def _check_fits(model: nn.Module, state: dict, path: Path, what: str, tolerate: tuple[str, ...]) -> None:
     problems = state_dict_mismatch(model, state, tolerate)
     if problems:
         shown = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
         raise CheckpointError(f"{what} {path} does not fit the model ({len(problems)} problems):\n  {shown}")
-    model.load_state_dict(state, strict=True)
-    return model
+
+
+# --------------------------------------------------------------------------- checkpoints used in place
+SOURCE_SUFFIX = ".source.json"
+
+
+def link_checkpoint(model: nn.Module, cfg, path: str | Path, sha256: str | None, out_dir: str | Path, name: str,
+                    what: str, hint: str = "", tolerate: tuple[str, ...] = ("quantize.ema_vocab_hit_SV",)) -> dict:
+    """Check a checkpoint that is loaded instead of trained, then make `out_dir` point at it.
+
+    Checks, in order: the file exists, its sha256 equals `sha256` (the params pin the file, so a
+    replaced or damaged checkpoint is noticed; without a pin the error prints the file's hash to
+    put there), its keys and shapes fit `model` (build it on the meta device: nothing is loaded).
+    Writes `name.json` (the config) and `name.source.json` (path, sha256, size): the run folder
+    refers to the file instead of copying gigabytes into DVC's cache.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{what} not found: {path}. {hint}".strip())
+    digest = sha256_file(path)
+    if sha256 is None:
+        raise CheckpointError(f"{what} {path}: its sha256 is not in the params. This file's sha256 is {digest}; "
+                              f"put it there once you trust the file (it pins the file for every later run)")
+    if digest != sha256.lower():
+        raise CheckpointError(f"{what} {path} has sha256 {digest}, the params expect {sha256}: "
+                              f"a different or damaged file")
+    _check_fits(model, read_state_dict(path, what, mmap=True), path, what, tolerate)
+    out_dir = Path(out_dir)
+    atomic_write_text(config_to_json(cfg), out_dir / f"{name}.json")
+    source = {"path": str(path.resolve()), "sha256": digest, "bytes": path.stat().st_size}
+    atomic_write_text(json.dumps(source, indent=1) + "\n", out_dir / f"{name}{SOURCE_SUFFIX}")
+    return source
+
+
+def linked_checkpoint(folder: str | Path, name: str) -> Path | None:
+    """The checkpoint file a run folder points at (see link_checkpoint), its size checked; None if no link."""
+    link = Path(folder) / f"{name}{SOURCE_SUFFIX}"
+    if not link.is_file():
+        return None
+    source = json.loads(link.read_text())
+    path = Path(source["path"])
+    if not path.is_file():
+        raise CheckpointError(f"{link} points at {path}, which is missing; put the file back or rerun the stage "
+                              f"that checks it")
+    if path.stat().st_size != source["bytes"]:
+        raise CheckpointError(f"{path} changed since it was checked ({source['bytes']} bytes then, "
+                              f"{path.stat().st_size} now); restore it, or update its sha256 in the params and rerun")
+    return path
 
 
 def config_to_json(cfg) -> str:

@@ -48,10 +48,23 @@ class DataConfig:
             raise ValueError(f"crop must be 'random' or 'center', got {self.crop!r}")
 
 
+def _check_sha256(value: str | None) -> None:
+    if value is not None and (len(value) != 64 or any(c not in "0123456789abcdef" for c in value.lower())):
+        raise ValueError(f"sha256 must be 64 hex digits (or null), got {value!r}")
+
+
 @dataclass(frozen=True)
 class TokenizerSection:
+    """`model` and `train` for a tokenizer the pipeline trains (mini); `checkpoint` (+ its sha256)
+    for one it loads instead (paper: the official vae_ch160v4096z32.pth)."""
+
     model: TokenizerConfig = TokenizerConfig()
     train: TokenizerTrainConfig = TokenizerTrainConfig()
+    checkpoint: str | None = None
+    sha256: str | None = None
+
+    def __post_init__(self):
+        _check_sha256(self.sha256)
 
 
 @dataclass(frozen=True)
@@ -61,6 +74,11 @@ class VarShape:
     depth: int
     width: int | None = None  # None: 64 * depth (the official rule)
     num_heads: int | None = None  # None: depth (head dim 64)
+    checkpoint: str | None = None  # paper: the official var_dNN.pth, loaded instead of trained
+    sha256: str | None = None
+
+    def __post_init__(self):
+        _check_sha256(self.sha256)
 
 
 @dataclass(frozen=True)

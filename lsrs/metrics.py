@@ -21,6 +21,8 @@ report with) and agree with torch-fidelity 0.4.0 where both define the metric:
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -186,6 +188,24 @@ def _weighted_gaussian(x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, 
     return m, (sigma + sigma.T) / 2
 
 
+def _fid_low_rank(mu_r: torch.Tensor, tr_r: float, x: torch.Tensor, x_sqrt_r: torch.Tensor, w: torch.Tensor) -> float:
+    """The FID of the rows of x repeated w times, through the N x N Gram matrix (for N < D).
+
+    With Y = diag(sqrt w)(x - m), Sigma_g = Y^T Y / (N - 1), and S_r^{1/2} Sigma_g S_r^{1/2} = B^T B
+    for B = Y S_r^{1/2} / sqrt(N - 1): its non-zero eigenvalues are those of B B^T (N x N).
+    `x_sqrt_r` is x @ S_r^{1/2}, computed once per run.
+    """
+    n = float(w.sum())
+    m = w @ x / n
+    sw = w.sqrt()[:, None]
+    y = (x - m) * sw
+    b = (x_sqrt_r - (w @ x_sqrt_r) / n) * sw / math.sqrt(n - 1)
+    gram = b @ b.T
+    tr_sqrt = float(torch.linalg.eigvalsh((gram + gram.T) / 2).clamp(min=0).sqrt().sum())
+    diff = mu_r - m
+    return float(diff @ diff) + tr_r + float((y * y).sum()) / (n - 1) - 2 * tr_sqrt
+
+
 def paired_bootstrap_fid(baseline: torch.Tensor, candidate: torch.Tensor, ref: Gaussian, n_boot: int = 200,
                          seed: int = 0, confidence: float = 0.95, device: str | torch.device = "cpu") -> dict:
     """Bootstrap interval for FID(candidate) - FID(baseline) when image i of both runs shares its seed.
@@ -211,13 +231,18 @@ def paired_bootstrap_fid(baseline: torch.Tensor, candidate: torch.Tensor, ref: G
         x = t(x)
         centre = x.mean(0)
         runs.append((x - centre, mu_r - centre))
-    n = len(baseline)
+    n, dim = baseline.shape
+    low_rank = n < dim  # few images of wide features: work with the n x n Gram matrix instead of D x D
+    projected = [xc @ sqrt_r for xc, _ in runs] if low_rank else None
 
     def fid_pair(w: torch.Tensor) -> tuple[float, float]:
         out = []
-        for xc, mu_rc in runs:
-            m, s = _weighted_gaussian(xc, w)
-            out.append(_frechet(mu_rc, sqrt_r, tr_r, m, s)["fid"])
+        for i, (xc, mu_rc) in enumerate(runs):
+            if low_rank:
+                out.append(_fid_low_rank(mu_rc, tr_r, xc, projected[i], w))
+            else:
+                m, s = _weighted_gaussian(xc, w)
+                out.append(_frechet(mu_rc, sqrt_r, tr_r, m, s)["fid"])
         return out[0], out[1]
 
     fid_a, fid_b = fid_pair(torch.ones(n, dtype=torch.float64, device=device))

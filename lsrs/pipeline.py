@@ -39,9 +39,39 @@ def data_manifest(params: Params) -> dict:
     return out
 
 
+def required_files(params: Params) -> list[tuple[str, str, str]]:
+    """(param key, path, what belongs there) of every file the profile reads but never makes."""
+    out = []
+    if params.tokenizer.checkpoint:
+        out.append(("tokenizer.checkpoint", params.tokenizer.checkpoint, "the official VQ-VAE vae_ch160v4096z32.pth"))
+    for name, shape in params.var.depths.items():
+        if shape.checkpoint:
+            out.append((f"var.depths.{name}.checkpoint", shape.checkpoint, f"the official var_d{shape.depth}.pth"))
+    ev = params.evaluation
+    if ev.extractor == "inception":
+        out.append(("evaluation.inception_weights", ev.inception_weights,
+                    "torch-fidelity's Inception weights weights-inception-2015-12-05-6726825d.pth (release v0.2.0)"))
+    if ev.reference_batch:
+        out.append(("evaluation.reference_batch", ev.reference_batch,
+                    "ADM's reference batch, e.g. VIRTUAL_imagenet256_labeled.npz (openai/guided-diffusion evaluations)"))
+    return out
+
+
+def check_files(params: Params) -> None:
+    """Fail with one message naming every missing file, the param that names it and what belongs there."""
+    missing = [(key, path, what) for key, path, what in required_files(params) if not Path(path).is_file()]
+    if not Path(params.data.root).is_dir():
+        missing.insert(0, ("data.root", params.data.root, "the training images (Fashion-MNIST: apt-get install "
+                                                            "dataset-fashion-mnist; ImageNet: the train/ class-folder tree)"))
+    if missing:
+        raise FileNotFoundError("missing input files (nothing is downloaded; put them there or change the params):\n  "
+                                + "\n  ".join(f"{key} = {path}: {what}" for key, path, what in missing))
+
+
 def prepare(params: Params, layout: Layout, log: Callable[[str], None] = print) -> dict:
-    """Check what the params need from the data, then write the data manifest (only when it changed,
-    so downstream stages see an unchanged file)."""
+    """Check every input file the params name and what the params need from the data, then write the
+    data manifest (only when it changed, so downstream stages see an unchanged file)."""
+    check_files(params)
     manifest = data_manifest(params)
     train = manifest["splits"]["train"]
     need = params.tokens.real_per_class

@@ -6,6 +6,7 @@ logs), and writes its artefacts atomically; the Typer commands in lsrs.cli only 
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,10 +41,16 @@ def load_data(params: Params, split: str = "train"):
 
 
 def _resolve(path: str | Path, name: str) -> tuple[Path, Path]:
-    """(checkpoint, config sidecar) for a run folder or a .pth path."""
+    """(checkpoint, config sidecar) for a run folder (trained here, or linking an official file) or a .pth."""
+    from lsrs.checkpoint import linked_checkpoint
+
     path = Path(path)
-    ckpt = path / f"{name}.pth" if path.is_dir() else path
-    return ckpt, ckpt.with_suffix(".json")
+    if not path.is_dir():
+        return path, path.with_suffix(".json")
+    ckpt = path / f"{name}.pth"
+    if not ckpt.is_file():
+        ckpt = linked_checkpoint(path, name) or ckpt
+    return ckpt, path / f"{name}.json"
 
 
 def load_tokenizer(path: str | Path) -> VQVAE:
@@ -72,6 +79,36 @@ def load_var(path: str | Path, tokenizer: VQVAE | None = None) -> VAR:
                                   f"does not match the tokenizer (V={t.vocab_size}, Cvae={t.z_channels}, "
                                   f"scales={t.patch_nums})")
     return var.eval().requires_grad_(False)
+
+
+OFFICIAL_FILES = "the official files are on the Hugging Face Hub, FoundationVision/var"
+
+
+def link_tokenizer(params: Params, out_dir: Path, log: Callable[[str], None] = print) -> dict:
+    """The paper profile's tokenizer: tokenizer.checkpoint (e.g. vae_ch160v4096z32.pth), checked
+    against tokenizer.sha256 and tokenizer.model, linked from `out_dir` (see checkpoint.link_checkpoint)."""
+    from lsrs.checkpoint import link_checkpoint
+
+    t = params.tokenizer
+    with torch.device("meta"):
+        model = VQVAE(t.model)
+    source = link_checkpoint(model, t.model, t.checkpoint, t.sha256, out_dir, "tokenizer", "tokenizer checkpoint",
+                             f"Put vae_ch160v4096z32.pth there or set tokenizer.checkpoint ({OFFICIAL_FILES}).")
+    log(f"tokenizer: {source['path']} checked (sha256 {source['sha256'][:12]}..., keys and shapes) -> {out_dir}")
+    return source
+
+
+def link_var(params: Params, name: str, out_dir: Path, log: Callable[[str], None] = print) -> dict:
+    """The paper profile's VAR var.depths.<name>: its checkpoint (var_dNN.pth) checked and linked."""
+    from lsrs.checkpoint import link_checkpoint
+
+    shape, cfg = params.var.depths[name], params.var_model(name)
+    with torch.device("meta"):
+        model = VAR(cfg)
+    source = link_checkpoint(model, cfg, shape.checkpoint, shape.sha256, out_dir, "var", f"VAR checkpoint ({name})",
+                             f"Put var_d{shape.depth}.pth there or set var.depths.{name}.checkpoint ({OFFICIAL_FILES}).")
+    log(f"VAR {name}: {source['path']} checked (sha256 {source['sha256'][:12]}..., keys and shapes) -> {out_dir}")
+    return source
 
 
 def train_tokenizer(params: Params, out_dir: Path, log: Callable[[str], None] = print) -> dict:
@@ -265,11 +302,15 @@ def random_scale_grid(var: VAR, vae: VQVAE, sampling, out_png: Path, classes: li
 
 
 # --------------------------------------------------------------------------- LSRS data and scorer
-def _file_id(path: Path) -> dict:
-    """What identifies a model file in a store's meta: its path and content hash."""
-    from lsrs.checkpoint import sha256_file
+def _model_id(folder: Path, name: str) -> dict:
+    """What identifies a model in a store's meta: its file and content hash (for a linked official
+    file the hash its stage checked, so gigabytes are not hashed again)."""
+    from lsrs.checkpoint import SOURCE_SUFFIX, sha256_file
 
-    return {"path": str(path), "sha256": sha256_file(path)}
+    ckpt = _resolve(folder, name)[0]
+    link = Path(folder) / f"{name}{SOURCE_SUFFIX}"
+    sha = json.loads(link.read_text())["sha256"] if link.is_file() else sha256_file(ckpt)
+    return {"path": str(ckpt), "sha256": sha}
 
 
 def extract_real_tokens(params: Params, tokenizer_dir: Path, out_dir: Path, log: Callable[[str], None] = print):
@@ -283,7 +324,7 @@ def extract_real_tokens(params: Params, tokenizer_dir: Path, out_dir: Path, log:
     data, index = load_data(params, "train").first_per_class(params.tokens.real_per_class)
     ckpt, _ = _resolve(tokenizer_dir, "tokenizer")
     meta = {"source": f"{params.data.dataset} train", "real_per_class": params.tokens.real_per_class,
-            "image_size": params.data.image_size, "tokenizer": _file_id(ckpt)}
+            "image_size": params.data.image_size, "tokenizer": _model_id(tokenizer_dir, "tokenizer")}
     if params.data.dataset == "imagenet":
         meta.update(crop=params.data.crop, crop_seed=params.data.crop_seed)
     log(f"extract: {len(data)} real images -> token maps in {out_dir}")
@@ -300,7 +341,7 @@ def sample_generated_tokens(params: Params, tokenizer_dir: Path, var_dir: Path, 
     vae = load_tokenizer(tokenizer_dir).to(rt.device)
     var = load_var(var_dir, vae).to(rt.device)
     sampling = dataclasses.replace(params.sampling, seed=params.tokens.seed)
-    meta = {"var": _file_id(_resolve(var_dir, "var")[0]), "tokenizer": _file_id(_resolve(tokenizer_dir, "tokenizer")[0])}
+    meta = {"var": _model_id(var_dir, "var"), "tokenizer": _model_id(tokenizer_dir, "tokenizer")}
     log(f"sample-tokens: {params.tokens.generated_per_class} maps per class x {var.cfg.num_classes} classes "
         f"-> {out_dir}")
     return sample_generated(var, vae, out_dir, params.tokens.generated_per_class, sampling, meta,
@@ -334,6 +375,17 @@ def train_evaluator(params: Params, out_dir: Path, log: Callable[[str], None] = 
     if params.data.dataset != "fashion-mnist":
         raise ValueError("train-evaluator is for the mini profile; the paper profile uses Inception weights")
     return fit(load_data(params, "train"), load_data(params, "test"), params.evaluation.evaluator, out_dir, log=log)
+
+
+def check_inception(params: Params, out_dir: Path, log: Callable[[str], None] = print) -> dict:
+    """The paper profile's `evaluator` stage: nothing to train; build Inception from the local weights
+    file (a missing or foreign file fails here, before any sampling) and record which file it was."""
+    extractor = make_extractor(params, None)
+    extractor.create("cpu")  # loads the weights: a wrong file fails now, not after hours of sampling
+    info = {"extractor": "inception", "weights": str(Path(extractor.weights_path).resolve()), "name": extractor.name}
+    T.write_json(info, Path(out_dir) / "extractor.json")
+    log(f"evaluator: Inception weights {info['weights']} load -> {out_dir / 'extractor.json'}")
+    return info
 
 
 def make_extractor(params: Params, evaluator_dir: Path | None):
@@ -432,10 +484,10 @@ def evaluate_model(setup: EvalSetup, var: VAR, out_dir: Path, plan: LSRSPlan | N
         write_samples(out_dir / "samples.npz", images, labels)
     feats = compute_features(images, setup.extractor, batch_size=ev.feature_batch_size, device=rt.device)
     save_features(feats, out_dir / "features.pt")
-    metrics = evaluate_features(feats, setup.reference)
+    metrics = evaluate_features(feats, setup.reference, device=rt.device)
     metrics.update(schedule=schedule, selection=dataclasses.asdict(plan.selection) if plan and not plan.is_plain
                    else None, seed=ev.seed, stream="eval", sample_ids=[0, n], generation_seconds=gen_seconds,
-                   seconds_per_image=gen_seconds / n, device=str(rt.device), precision=rt.precision,
+                   seconds_per_image=gen_seconds / n, device=str(rt.device), autocast=rt.precision,
                    processes=rt.world, peak_gpu_mib=peak_gpu,
                    peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     T.write_json(metrics, out_dir / "metrics.json")
@@ -455,4 +507,4 @@ def paired_fid_diff(baseline, candidate, setup: EvalSetup, seed: int = 0) -> dic
     """FID(candidate) - FID(baseline) with its paired-bootstrap 95% interval (see evaluation.compare_runs)."""
     from lsrs.evaluation import compare_runs
 
-    return compare_runs(baseline, candidate, setup.reference, seed=seed)
+    return compare_runs(baseline, candidate, setup.reference, seed=seed, device=setup.runtime.device)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -33,6 +34,7 @@ class RuntimeConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "fp32"  # fp32 | fp16 | bf16 (autocast of model forward passes)
     tf32: bool = False  # CUDA only: TF32 for fp32 matmuls and convolutions
+    launch: str = "python"  # how dvc.yaml starts the stages that split work: python | torchrun --nproc_per_node=N ...
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -59,6 +61,9 @@ class Runtime:
             torch.cuda.set_device(device)
             torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
             torch.backends.cudnn.allow_tf32 = cfg.tf32
+        if device.type == "cpu" and cfg.precision == "fp16":
+            warnings.warn("runtime.precision fp16 on the CPU: autocast runs about 10x slower than fp32 there "
+                          "(torch 2.14); use bf16 or fp32 on CPUs", stacklevel=2)
         group = None
         if world > 1:
             if not dist.is_initialized():

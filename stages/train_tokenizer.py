@@ -1,4 +1,5 @@
-"""Stage `tokenizer`: train the multi-scale VQ-VAE on the profile's images."""
+"""Stage `tokenizer`: train the multi-scale VQ-VAE on the profile's images (mini), or check and link
+the checkpoint tokenizer.checkpoint (paper: the official vae_ch160v4096z32.pth, sha256 and keys)."""
 from pathlib import Path
 
 import _stage
@@ -8,9 +9,12 @@ app = _stage.app(__doc__)
 
 @app.command()
 def main(params: Path = _stage.PARAMS, root: Path = _stage.ROOT):
-    from lsrs.runs import train_tokenizer
+    from lsrs.runs import link_tokenizer, train_tokenizer
 
     def step(p, layout):
+        if p.tokenizer.checkpoint:
+            link_tokenizer(p, layout.tokenizer, log=_stage.echo)
+            return
         train_tokenizer(p, layout.tokenizer, log=_stage.echo)
         _stage.drop_scratch(layout.tokenizer, ("*.train.pth",))  # train_tokens.pt stays: every VAR reads it
 

@@ -352,26 +352,6 @@ def test_compare_runs_checks_pairing(extractor):
 
 
 # --------------------------------------------------------------------------- Inception, offline
-@pytest.fixture(scope="module")
-def random_inception_weights(tmp_path_factory):
-    """A weights file in torch-fidelity's format (its own module's state dict) with random values."""
-    mp = pytest.MonkeyPatch()
-    mp.setattr(tf_inception, "load_state_dict_from_url", lambda *a, **k: {})
-    mp.setattr(FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd, *a, **k: None)
-    try:
-        torch.manual_seed(0)
-        net = FeatureExtractorInceptionV3("random", ["2048"])
-    finally:
-        mp.undo()
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, torch.nn.Conv2d):
-                torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-    path = tmp_path_factory.mktemp("inception") / INCEPTION_WEIGHTS_NAME
-    torch.save(net.state_dict(), path)
-    return path
-
-
 def test_inception_offline_with_random_weights(random_inception_weights, monkeypatch, tmp_path):
     def no_download(*args, **kwargs):
         raise AssertionError("tried to download")
@@ -471,3 +451,20 @@ def test_params_driven_reference_from_imagenet_tree_and_adm_batch(random_incepti
     with pytest.raises(ExtractorWeightsError, match=INCEPTION_WEIGHTS_NAME):
         make_extractor(dataclasses.replace(p, evaluation=dataclasses.replace(
             ev, inception_weights=str(tmp_path / "missing" / INCEPTION_WEIGHTS_NAME))), None)
+
+
+def test_low_rank_bootstrap_fid_equals_the_full_covariance_path():
+    """Few images of wide features (N < D) go through the N x N Gram matrix; same FID as D x D."""
+    from lsrs.metrics import _fid_low_rank, _frechet, sqrt_psd
+
+    g = torch.Generator().manual_seed(3)
+    ref = Gaussian.of(torch.randn(400, 64, generator=g, dtype=torch.float64) * 2 + 1)
+    sigma_r = torch.as_tensor(ref.sigma)
+    sqrt_r, tr_r, mu_r = sqrt_psd(sigma_r), float(torch.trace(sigma_r)), torch.as_tensor(ref.mu)
+    x = torch.randn(12, 64, generator=g, dtype=torch.float64)
+    for w in (torch.ones(12, dtype=torch.float64), torch.bincount(torch.randint(12, (12,), generator=g),
+                                                                   minlength=12).double()):
+        m, s = _weighted_gaussian(x, w)
+        full = _frechet(mu_r, sqrt_r, tr_r, m, s)["fid"]
+        # the D x D path adds sqrt(round-off) of its ~D - N zero eigenvalues: agreement to ~1e-8 relative
+        assert _fid_low_rank(mu_r, tr_r, x, x @ sqrt_r, w) == pytest.approx(full, rel=1e-7)
