@@ -85,12 +85,12 @@ def load_into(model: nn.Module, path: str | Path, what: str = "checkpoint", hint
     count depends on the number of scales it was trained with).
     """
     state = read_state_dict(path, what, hint)
-    _check_fits(model, state, path, what, tolerate)
+    check_fits(model, state, path, what, tolerate)
     model.load_state_dict(state, strict=True)
     return model
 
 
-def _check_fits(model: nn.Module, state: dict, path: Path, what: str, tolerate: tuple[str, ...]) -> None:
+def check_fits(model: nn.Module, state: dict, path: Path, what: str, tolerate: tuple[str, ...]) -> None:
     problems = state_dict_mismatch(model, state, tolerate)
     if problems:
         shown = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
@@ -121,7 +121,7 @@ def link_checkpoint(model: nn.Module, cfg, path: str | Path, sha256: str | None,
     if digest != sha256.lower():
         raise CheckpointError(f"{what} {path} has sha256 {digest}, the params expect {sha256}: "
                               f"a different or damaged file")
-    _check_fits(model, read_state_dict(path, what, mmap=True), path, what, tolerate)
+    check_fits(model, read_state_dict(path, what, mmap=True), path, what, tolerate)
     out_dir = Path(out_dir)
     atomic_write_text(config_to_json(cfg), out_dir / f"{name}.json")
     source = {"path": str(path.resolve()), "sha256": digest, "bytes": path.stat().st_size}

@@ -259,23 +259,28 @@ class VAR(nn.Module):
 
     # --- initialisation (training from scratch) ------------------------------------------------
     def init_weights(self, head_scale: float = 0.02, ada_scale: float = 0.5, gamma_scale: float = 1e-5):
-        """The official init: trunc-normal(std=sqrt(1/3C)) with absolute bounds, scaled residual outputs."""
-        std = math.sqrt(1 / self.cfg.embed_dim / 3)
-        for m in self.modules():
-            if isinstance(m, (nn.Linear, nn.Embedding)):
-                nn.init.trunc_normal_(m.weight, std=std)
-                if isinstance(m, nn.Linear) and m.bias is not None:
-                    nn.init.zeros_(m.bias)
-        with torch.no_grad():
-            self.head.weight.mul_(head_scale)
-            self.head.bias.zero_()
-            self.head_nm.ada_lin[-1].weight.mul_(ada_scale)
-            self.head_nm.ada_lin[-1].bias.zero_()
-            c, depth = self.cfg.embed_dim, self.cfg.depth
-            for blk in self.blocks:
-                blk.attn.proj.weight.div_(math.sqrt(2 * depth))
-                blk.ffn.fc2.weight.div_(math.sqrt(2 * depth))
-                w = blk.ada_lin[-1].weight
-                w[2 * c:].mul_(ada_scale)
-                w[:2 * c].mul_(gamma_scale)
-                blk.ada_lin[-1].bias.zero_()
+        init_var_weights(self, head_scale, ada_scale, gamma_scale)
+
+
+def init_var_weights(model: nn.Module, head_scale: float = 0.02, ada_scale: float = 0.5, gamma_scale: float = 1e-5):
+    """The official init of VAR-family transformers (VAR, FlexVAR): trunc-normal(std=sqrt(1/3C)) with
+    absolute bounds, scaled residual outputs. Needs `cfg`, `head`, `head_nm` and `blocks` on the model."""
+    std = math.sqrt(1 / model.cfg.embed_dim / 3)
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.trunc_normal_(m.weight, std=std)
+            if isinstance(m, nn.Linear) and m.bias is not None:
+                nn.init.zeros_(m.bias)
+    with torch.no_grad():
+        model.head.weight.mul_(head_scale)
+        model.head.bias.zero_()
+        model.head_nm.ada_lin[-1].weight.mul_(ada_scale)
+        model.head_nm.ada_lin[-1].bias.zero_()
+        c, depth = model.cfg.embed_dim, model.cfg.depth
+        for blk in model.blocks:
+            blk.attn.proj.weight.div_(math.sqrt(2 * depth))
+            blk.ffn.fc2.weight.div_(math.sqrt(2 * depth))
+            w = blk.ada_lin[-1].weight
+            w[2 * c:].mul_(ada_scale)
+            w[:2 * c].mul_(gamma_scale)
+            blk.ada_lin[-1].bias.zero_()

@@ -1,0 +1,241 @@
+"""FlexVAR and FlexVAE: official state-dict layouts, checkpoint wrappers and the mask quirk, numerics units."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lsrs.checkpoint import CheckpointError, state_dict_mismatch
+from lsrs.models.flexvae import FlexVAE, FlexVAEConfig
+from lsrs.models.flexvar import (MASK_KEY, FlexVAR, FlexVARConfig, block_causal_bias, cfg_strength, guided_logits,
+                                 is_greedy_scale, sincos_grid)
+
+MANIFESTS = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "flexvar" / "manifests"
+needs_manifests = pytest.mark.skipif(not MANIFESTS.is_dir(), reason="../shared/reference/flexvar is not present")
+DEPTHS = [16, 20, 24, 30]
+
+
+def _manifest(name: str) -> dict:
+    return json.loads((MANIFESTS / f"{name}.json").read_text())
+
+
+def _manifest_state(name: str, reshape: dict | None = None) -> dict[str, torch.Tensor]:
+    """Zero tensors on the meta device with the manifest's keys, shapes and dtypes (`reshape` overrides)."""
+    entries = _manifest(name)["state_dict"]
+    shapes = {k: (reshape or {}).get(k, v["shape"]) for k, v in entries.items()}
+    return {k: torch.zeros(shapes[k], dtype=getattr(torch, v["dtype"]), device="meta") for k, v in entries.items()}
+
+
+def _check_layout(model: torch.nn.Module, name: str) -> None:
+    """Same keys in the same order, same shapes, dtypes and param/buffer kinds, same parameter count."""
+    man = _manifest(name)
+    own = model.state_dict()
+    assert list(own) == list(man["state_dict"])
+    params = dict(model.named_parameters())
+    for k, v in man["state_dict"].items():
+        assert list(own[k].shape) == v["shape"], k
+        assert str(own[k].dtype) == f"torch.{v['dtype']}", k
+        assert (k in params) == (v["kind"] == "param"), k
+    assert sum(p.numel() for p in model.parameters()) == man["num_params"]
+
+
+# --------------------------------------------------------------------------- official layouts
+@needs_manifests
+def test_flexvae_matches_manifest_and_loads_strictly():
+    with torch.device("meta"):
+        vae = FlexVAE(FlexVAEConfig())
+    _check_layout(vae, "flexvae_vq16")
+    assert _manifest("flexvae_vq16")["num_params"] == 72_049_827
+    vae.load_state_dict(_manifest_state("flexvae_vq16"), strict=True, assign=True)
+
+
+@needs_manifests
+@pytest.mark.parametrize("depth", DEPTHS)
+def test_flexvar_matches_manifest_and_loads_with_any_mask_shape(depth):
+    name = f"flexvar_d{depth}"
+    with torch.device("meta"):
+        var = FlexVAR(FlexVARConfig(depth=depth))
+    _check_layout(var, name)
+    # the checkpoint's mask comes from its last training schedule (here: xformers-padded 688);
+    # the model runs another schedule (the 9-step README one, L = 629)
+    var.set_schedule((1, 2, 3, 4, 5, 7, 10, 13, 16))
+    assert var.attn_bias_for_masking.shape == (1, 1, 629, 629)
+    state = _manifest_state(name, {MASK_KEY: [1, 1, 688, 688]})
+    assert state_dict_mismatch(var, state) == [f"wrong shape for {MASK_KEY}: checkpoint (1, 1, 688, 688), "
+                                               f"model (1, 1, 629, 629)"]
+    assert state_dict_mismatch(var, state, tolerate=(MASK_KEY,)) == []
+    var.load_state_dict(state, strict=True, assign=True)
+    assert var.attn_bias_for_masking.shape == (1, 1, 629, 629)
+
+
+# --------------------------------------------------------------------------- tiny models
+def _tiny_vae_cfg() -> FlexVAEConfig:
+    return FlexVAEConfig(codebook_size=16, codebook_embed_dim=4, ch=8, ch_mult=(1, 2), num_res_blocks=1,
+                         z_channels=8, in_channels=1, norm_groups=4)
+
+
+def _tiny_var(seed: int = 0, **kw) -> FlexVAR:
+    """A tiny FlexVAR with every weight perturbed, so no branch is trivially zero or identity."""
+    torch.manual_seed(seed)
+    cfg = FlexVARConfig(**{**dict(depth=2, width=32, num_heads=2, num_classes=5, vocab_size=16, z_channels=4,
+                                  patch_nums=(1, 2, 3), pos_grid=8, cond_drop_rate=0.0), **kw})
+    var = FlexVAR(cfg).eval()
+    with torch.no_grad():
+        for p in var.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    return var
+
+
+def _same_params(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    return all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_flexvar_load_official_unwraps_trainer_and_model_and_replaces_mask(tmp_path):
+    src = _tiny_var(seed=1)
+    state = dict(src.state_dict())
+    state[MASK_KEY] = torch.zeros(1, 1, 24, 24)  # another schedule, padded
+    wrapped = {"trainer": {"var_wo_ddp": state, "config": {"patch_nums": (1, 2, 4)}}, "epoch": 7}
+    for i, obj in enumerate([state, wrapped, {"model": state}]):
+        torch.save(obj, tmp_path / f"ckpt{i}.pth")
+        dst = _tiny_var(seed=2)
+        assert not _same_params(src, dst)
+        dst.load_official(tmp_path / f"ckpt{i}.pth")
+        assert _same_params(src, dst)
+        assert torch.equal(dst.attn_bias_for_masking, block_causal_bias((1, 2, 3)))
+
+
+def test_flexvar_load_official_reports_problems(tmp_path):
+    state = dict(_tiny_var().state_dict())
+    state.pop("head.bias")
+    torch.save({"trainer": {"var_wo_ddp": state}}, tmp_path / "bad.pth")
+    with pytest.raises(CheckpointError, match="missing key head.bias"):
+        _tiny_var().load_official(tmp_path / "bad.pth")
+    torch.save({"trainer": {"var_wo_ddp": {"x": 1}}}, tmp_path / "junk.pth")
+    with pytest.raises(CheckpointError, match="state dict of tensors"):
+        _tiny_var().load_official(tmp_path / "junk.pth")
+    with pytest.raises(CheckpointError, match="not found"):
+        _tiny_var().load_official(tmp_path / "absent.pth")
+
+
+def test_flexvae_load_official_under_model(tmp_path):
+    torch.manual_seed(0)
+    src = FlexVAE(_tiny_vae_cfg())
+    torch.save({"model": src.state_dict(), "optimizer": {}}, tmp_path / "FlexVAE.pth")
+    torch.manual_seed(1)
+    dst = FlexVAE(_tiny_vae_cfg())
+    assert not _same_params(src, dst)
+    dst.load_official(tmp_path / "FlexVAE.pth")
+    assert _same_params(src, dst)
+
+
+def test_quantiser_is_cosine_nearest_with_unit_codes():
+    torch.manual_seed(0)
+    vae = FlexVAE(_tiny_vae_cfg())
+    with torch.no_grad():
+        vae.quantize.embedding.weight.mul_(torch.rand(16, 1) * 3)  # rows of unequal norm
+        h = torch.randn(3, 4, 5, 5) * torch.rand(3, 1, 5, 5)
+        idx = vae.quantize_map(h)
+        z = F.normalize(h.permute(0, 2, 3, 1).reshape(-1, 4), dim=-1)
+        e = F.normalize(vae.quantize.embedding.weight, dim=-1)
+        brute = torch.cdist(z, e).argmin(1).view(3, 25)
+        assert idx.shape == (3, 25) and torch.equal(idx, brute)
+        codes = vae.codes(idx, 5)
+    assert codes.shape == (3, 4, 5, 5)
+    torch.testing.assert_close(codes.norm(dim=1), torch.ones(3, 5, 5))
+    torch.testing.assert_close(codes.permute(0, 2, 3, 1).reshape(-1, 4), e[idx.view(-1)])
+
+
+def test_multi_scale_maps_inputs_and_decode_shapes():
+    torch.manual_seed(0)
+    vae = FlexVAE(_tiny_vae_cfg()).eval()
+    x = torch.rand(2, 1, 16, 16) * 2 - 1
+    pns = (1, 2, 3, 8)
+    with torch.no_grad():
+        h = vae.encode(x)
+        idx = vae.img_to_idx(x, pns)
+        tf = vae.teacher_forcing_input(idx, pns)
+        img = vae.decode_idx(idx[-1], 8)
+    assert h.shape == (2, 4, 8, 8)
+    assert [tuple(i.shape) for i in idx] == [(2, pn * pn) for pn in pns]
+    assert torch.equal(idx[0], vae.quantize_map(h.mean((2, 3), keepdim=True)))  # area to 1x1 is the mean
+    assert torch.equal(idx[-1], vae.quantize_map(h))  # no residual: the last scale is the latent itself
+    assert tf.shape == (2, sum(pn * pn for pn in pns) - 1, 4)
+    up = F.interpolate(vae.codes(idx[1], 2), size=(3, 3), mode="bicubic", align_corners=False)
+    torch.testing.assert_close(vae.next_input(idx[1], 2, 3), up)
+    torch.testing.assert_close(tf[:, 4:13], up.flatten(2).transpose(1, 2))
+    assert img.shape == (2, 1, 16, 16)
+
+
+@pytest.mark.parametrize("pns", [(1, 2, 3, 5), (2, 3, 5)])
+def test_kv_cached_steps_equal_teacher_forced_logits(pns):
+    """Scale-by-scale logits with the KV cache equal the block-causal teacher-forced logits,
+    on a schedule other than the config's (the mask is rebuilt), also one not starting at 1x1."""
+    var = _tiny_var()
+    torch.manual_seed(3)
+    vae = FlexVAE(_tiny_vae_cfg())
+    labels = torch.tensor([1, 4])
+    idx = [torch.randint(16, (2, pn * pn)) for pn in pns]
+    with torch.no_grad():
+        x_inputs = vae.teacher_forcing_input(idx, pns)
+        full = var(labels, x_inputs, pns, drop_labels=False)
+        cond = var.class_emb(labels)
+        cache = var.new_cache()
+        pieces = [var.step(var.sos(cond, pns[0]), cond, cache)]
+        for k in range(len(pns) - 1):
+            pieces.append(var.step(var.embed_scale(vae.next_input(idx[k], pns[k], pns[k + 1])), cond, cache))
+    assert var.attn_bias_for_masking.shape[-1] == sum(pn * pn for pn in pns)
+    assert full.shape == (2, sum(pn * pn for pn in pns), 16)
+    torch.testing.assert_close(torch.cat(pieces, 1), full, atol=1e-5, rtol=1e-5)
+
+
+def test_schedule_mask_and_validation():
+    var = _tiny_var()
+    var.set_schedule((1, 2, 4))
+    mask = var.attn_bias_for_masking[0, 0]
+    assert mask.shape == (21, 21)
+    assert (mask[1:5, :5] == 0).all() and torch.isinf(mask[1:5, 5:]).all() and (mask[5:, :] == 0).all()
+    for bad in [(), (0, 1), (1, 3, 2), (1, 2, 2)]:
+        with pytest.raises(ValueError):
+            var.set_schedule(bad)
+    with pytest.raises(ValueError, match="needs"):
+        var(torch.tensor([0]), torch.zeros(1, 5, 4), (1, 2, 4))
+    with pytest.raises(ValueError):
+        FlexVARConfig(patch_nums=(1, 3, 2))
+    with pytest.raises(ValueError):
+        FlexVAEConfig(ch=8, norm_groups=32)
+
+
+def test_position_grid_init_and_area_interpolation():
+    grid = sincos_grid(4, 6)
+    w = torch.exp(torch.arange(0, 6, 2).float() * -(torch.log(torch.tensor(10000.0)) / 6))
+    y, x = 2, 3
+    torch.testing.assert_close(grid[0, 0::2, y, x], torch.sin(y * w))
+    torch.testing.assert_close(grid[0, 1::2, y, x], torch.cos(x * w))
+    var = _tiny_var()
+    torch.testing.assert_close(var.pos(1)[0, 0], var.pos_1LC.mean((0, 2, 3)))
+    torch.testing.assert_close(var.pos(8), var.pos_1LC.flatten(2).transpose(1, 2))
+    assert var.lvl_pos((1, 2, 3)).shape == (1, 14, 32)
+
+
+def test_cfg_ramp_and_greedy_rules():
+    assert [cfg_strength(2.5, si, 10, pn) for si, pn in enumerate((1, 2, 3, 4, 5, 6, 8, 10, 13, 16))][-1] == 2.5
+    assert cfg_strength(2.5, 0, 10, 1) == 0.0
+    assert cfg_strength(3.0, 12, 13, 16) == pytest.approx(3.0 * 12 / 9)  # above cfg beyond 10 steps
+    assert cfg_strength(3.0, 2, 12, 20, max_pn=16) == 3.0  # pn > max_pn: constant
+    assert cfg_strength(3.0, 0, 1, 16) == 0.0
+    nine = (1, 2, 3, 4, 5, 7, 10, 13, 16)
+    assert [pn for pn in nine if is_greedy_scale(pn)] == [7]
+    thirteen = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 16)
+    assert [pn for pn in thirteen if is_greedy_scale(pn)] == [7, 9, 12, 14]
+    assert is_greedy_scale(24) and not is_greedy_scale(24, max_pn=32)
+    logits2 = torch.tensor([[[1.0, 2.0]], [[3.0, 1.0]]])
+    torch.testing.assert_close(guided_logits(logits2, 0.5), torch.tensor([[[0.0, 2.5]]]))
+
+
+def test_init_weights_is_vars():
+    var = _tiny_var()
+    var.init_weights()
+    assert torch.equal(var.head.bias, torch.zeros(16))
+    assert all(torch.equal(b.ada_lin[-1].bias, torch.zeros(6 * 32)) for b in var.blocks)
+    assert var.blocks[0].ada_lin[-1].weight[:64].abs().max() < 1e-4  # gammas start near zero
