@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lsrs.checkpoint import CheckpointError, check_fits
-from lsrs.models.transformer import AdaLNBlock, AdaLNHead, KVCache, TransformerConfig, init_var_weights
+from lsrs.models.transformer import AdaLNBlock, AdaLNHead, NextScaleModel, TransformerConfig
 
 MASK_KEY = "attn_bias_for_masking"
 # Official inference samples with top-k/top-p only at these sizes; every other size is greedy.
@@ -103,7 +103,7 @@ class FlexVARConfig(TransformerConfig):
             raise ValueError(f"flexvar width {self.embed_dim} must be even (sin/cos position grid)")
 
 
-class FlexVAR(nn.Module):
+class FlexVAR(NextScaleModel):
     def __init__(self, cfg: FlexVARConfig = FlexVARConfig()):
         super().__init__()
         self.cfg = cfg
@@ -183,20 +183,7 @@ class FlexVAR(nn.Module):
             x = blk(x, cond, self.attn_bias_for_masking)
         return self.logits(x, cond)
 
-    # --- one generation step -------------------------------------------------------------------
-    def step(self, x: torch.Tensor, cond: torch.Tensor, cache: KVCache) -> torch.Tensor:
-        """Run the new tokens x (B, l, C) of one scale through all blocks with the KV cache; logits."""
-        for i, blk in enumerate(self.blocks):
-            x = blk(x, cond, None, cache, i)
-        return self.logits(x, cond)
-
-    def new_cache(self) -> KVCache:
-        return KVCache(self.cfg.depth)
-
-    # --- initialisation and checkpoints --------------------------------------------------------
-    def init_weights(self, head_scale: float = 0.02, ada_scale: float = 0.5, gamma_scale: float = 1e-5):
-        """The official init, identical to VAR's (pos_start and the sin/cos grid are left as built)."""
-        init_var_weights(self, head_scale, ada_scale, gamma_scale)
+    # --- checkpoints (step, new_cache and init_weights come from NextScaleModel) ----------------
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """Strict load with the checkpoint's `attn_bias_for_masking` replaced by our own buffer.

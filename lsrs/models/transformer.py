@@ -180,7 +180,25 @@ class AdaLNHead(nn.Module):
         return self.ln_wo_grad(x).mul(scale.add(1)).add_(shift)
 
 
-class VAR(nn.Module):
+class NextScaleModel(nn.Module):
+    """What VAR and FlexVAR share beyond their blocks: KV-cached generation steps and the official
+    init. Subclasses have `cfg` (depth, embed_dim), `blocks`, `head`, `head_nm` and `logits(x, cond)`."""
+
+    def step(self, x: torch.Tensor, cond: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Run the new tokens x (B, l, C) of one scale through all blocks with the KV cache; logits."""
+        for i, blk in enumerate(self.blocks):
+            x = blk(x, cond, None, cache, i)
+        return self.logits(x, cond)
+
+    def new_cache(self) -> KVCache:
+        return KVCache(self.cfg.depth)
+
+    def init_weights(self, head_scale: float = 0.02, ada_scale: float = 0.5, gamma_scale: float = 1e-5):
+        """The official init (training from scratch): see init_var_weights."""
+        init_var_weights(self, head_scale, ada_scale, gamma_scale)
+
+
+class VAR(NextScaleModel):
     def __init__(self, cfg: TransformerConfig = TransformerConfig()):
         super().__init__()
         self.cfg = cfg
@@ -247,19 +265,6 @@ class VAR(nn.Module):
         logits = self.head(h).float()
         return (logits, hidden) if return_hidden else logits
 
-    # --- one generation step -------------------------------------------------------------------
-    def step(self, x: torch.Tensor, cond: torch.Tensor, cache: KVCache) -> torch.Tensor:
-        """Run the new tokens x (B, l, C) of one scale through all blocks with the KV cache; logits."""
-        for i, blk in enumerate(self.blocks):
-            x = blk(x, cond, None, cache, i)
-        return self.logits(x, cond)
-
-    def new_cache(self) -> KVCache:
-        return KVCache(self.cfg.depth)
-
-    # --- initialisation (training from scratch) ------------------------------------------------
-    def init_weights(self, head_scale: float = 0.02, ada_scale: float = 0.5, gamma_scale: float = 1e-5):
-        init_var_weights(self, head_scale, ada_scale, gamma_scale)
 
 
 def init_var_weights(model: nn.Module, head_scale: float = 0.02, ada_scale: float = 0.5, gamma_scale: float = 1e-5):
