@@ -98,15 +98,15 @@ class LSRSSelector:
         b, l, _ = step.logits.shape
         cands = self.sampler.draw(step, m)  # (B, m, l)
         flat = cands.reshape(b * m, l)
-        q = step.vae.quantize
-        e_k = step.f_hat.repeat_interleave(m, dim=0) + q.scale_contribution(step.si, q.codes_to_map(flat, step.pn))
+        e_k = step.candidate_state(flat, m)  # VAR: the candidates' cumulative f_hat; FlexVAR: None
         scores = self.score_fn(e_k, flat, step.labels.repeat_interleave(m), step.si).view(b, m).float()
         u = self.sampler.rng.selection_uniforms(step.si) if self.selection.method == "topk" else None
         pick = select(scores, self.selection, u)
         rows = torch.arange(b, device=pick.device)
         if self.keep_scores:
             self.scores.append(scores.cpu())
-        return Choice(idx=cands[rows, pick], f_hat=e_k.view(b, m, *e_k.shape[1:])[rows, pick])
+        f_hat = None if e_k is None else e_k.view(b, m, *e_k.shape[1:])[rows, pick]
+        return Choice(idx=cands[rows, pick], f_hat=f_hat)
 
 
 @dataclass

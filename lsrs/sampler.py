@@ -112,9 +112,17 @@ class ScaleStep:
     pn: int
     ratio: float  # si / (K - 1), the CFG and more_smooth schedule position
     logits: torch.Tensor  # (B, pn*pn, V) post-CFG, unfiltered
-    f_hat: torch.Tensor  # (B, Cvae, h, w) cumulative f_hat before this scale
+    f_hat: torch.Tensor | None  # (B, Cvae, h, w) cumulative f_hat before this scale (None: FlexVAR)
     labels: torch.Tensor  # (B,)
-    vae: VQVAE
+    vae: VQVAE  # or a FlexVAE
+
+    def candidate_state(self, flat: torch.Tensor, m: int) -> torch.Tensor | None:
+        """VAR's e_k of m candidates per image (flat: (B*m, l) ids): f_hat plus each candidate's
+        Phi contribution. FlexVAR keeps no cumulative map (its scorer reads r_k): None."""
+        if self.f_hat is None:
+            return None
+        q = self.vae.quantize
+        return self.f_hat.repeat_interleave(m, dim=0) + q.scale_contribution(self.si, q.codes_to_map(flat, self.pn))
 
 
 @dataclass
@@ -267,3 +275,36 @@ class _NullCtx:
 
 
 _NULL_CTX = _NullCtx()
+
+
+@torch.inference_mode()
+def generate_flex(var, vae, labels: torch.Tensor, selector: Selector | Callable[[ScaleStep], Choice],
+                  patch_nums: tuple[int, ...], cfg: float = 2.5, max_pn: int = 16, decode: bool = True) -> Generation:
+    """FlexVAR generation over the schedule `patch_nums` (the official autoregressive_infer_cfg).
+
+    Differences from `generate`: guidance t = cfg * si / min(K - 1, 9); scales the official loop
+    samples greedily (pn outside its sampled set, or pn > max_pn) take the argmax and skip the
+    selector, so LSRS spends no candidates there; the next input is the chosen codes bicubic-
+    upsampled (no cumulative f_hat); the image is decoded from the last scale alone. Images are
+    returned in [0, 1] (the official [-1, 1] output, clamped as its saving step does).
+    """
+    from lsrs.models.flexvar import cfg_strength, guided_logits, is_greedy_scale
+
+    k, b = len(patch_nums), labels.shape[0]
+    labels = labels.to(var.pos_start.device)
+    cond = var.class_emb(torch.cat((labels, torch.full_like(labels, var.null_class))))
+    x = var.sos(cond, patch_nums[0])
+    cache = var.new_cache()
+    out = Generation(idx=[], f_hat=None, images=None)
+    for si, pn in enumerate(patch_nums):
+        logits = guided_logits(var.step(x, cond, cache), cfg_strength(cfg, si, k, pn, max_pn))
+        if is_greedy_scale(pn, max_pn):
+            choice = Choice(idx=logits.argmax(-1))
+        else:
+            choice = selector(ScaleStep(si, pn, si / max(k - 1, 1), logits, None, labels, vae))
+        out.idx.append(choice.idx)
+        if si < k - 1:
+            x = var.embed_scale(vae.next_input(choice.idx, pn, patch_nums[si + 1])).repeat(2, 1, 1)
+    if decode:
+        out.images = vae.decode_idx(out.idx[-1], patch_nums[-1]).float().clamp(-1, 1).add(1).mul(0.5)
+    return out

@@ -33,7 +33,7 @@ from torch import nn
 from lsrs.checkpoint import config_from_json, load_into
 from lsrs.models.tokenizer import VQVAE
 
-INPUT_KINDS = ("var",)  # "flexvar" is added with its ScorerInput
+INPUT_KINDS = ("var", "flexvar")
 
 
 @dataclass(frozen=True)
@@ -234,9 +234,42 @@ class VarInput:
         return resize_to(e_k, self.input_size)
 
 
-def make_input(kind: str, vae: VQVAE, input_size: int | None = None) -> ScorerInput:
+class FlexInput:
+    """FlexVAR: x_k = r_k itself, the candidate's unit-norm codes (Cvae, pn, pn) resized to input_size.
+
+    FlexVAR keeps no cumulative map: each scale is a complete coarse latent, so the scorer reads the
+    scale's own code map (FLEXVAR.md section 5). The resize is FlexVAR's inter-scale operator,
+    bicubic (the paper does not name one; an assumption); a map already at input_size is used as is.
+    """
+
+    kind = "flexvar"
+
+    def __init__(self, vae, patch_nums: tuple[int, ...], input_size: int):
+        self.vae, self.patch_nums, self.input_size = vae, tuple(patch_nums), input_size
+        self.num_scales = len(self.patch_nums)
+
+    def _x(self, idx: torch.Tensor, pn: int) -> torch.Tensor:
+        h = self.vae.codes(idx.long(), pn)
+        return h if pn == self.input_size else self.vae.upsample(h, self.input_size)
+
+    @torch.no_grad()
+    def all_scales(self, idx_list: list[torch.Tensor]) -> torch.Tensor:
+        return torch.stack([self._x(i, pn) for i, pn in zip(idx_list, self.patch_nums)], dim=1)
+
+    def candidates(self, e_k: torch.Tensor | None, idx: torch.Tensor, si: int) -> torch.Tensor:
+        return self._x(idx, self.patch_nums[si])
+
+
+def make_input(kind: str, vae: VQVAE, input_size: int | None = None,
+               patch_nums: tuple[int, ...] | None = None) -> ScorerInput:
+    """The scorer input of `kind`: 'var' (e_k from VAR's VQ-VAE) or 'flexvar' (r_k from a FlexVAE,
+    whose schedule `patch_nums` is chosen at sampling time and must be given)."""
     if kind == "var":
         return VarInput(vae, input_size)
+    if kind == "flexvar":
+        if patch_nums is None or input_size is None:
+            raise ValueError("the flexvar scorer input needs the schedule patch_nums and input_size")
+        return FlexInput(vae, patch_nums, input_size)
     raise ValueError(f"unknown scorer input kind {kind!r} (known: {INPUT_KINDS})")
 
 
@@ -277,6 +310,6 @@ def scorer_summary(cfg: ScorerConfig) -> dict:
     return {"num_params": n, "feature_dim": cfg.feature_dim, **asdict(cfg)}
 
 
-__all__ = ["ScorerConfig", "SCORER_PRESETS", "Scorer", "ResidualBlock", "ScorerInput", "VarInput", "make_input",
+__all__ = ["ScorerConfig", "SCORER_PRESETS", "Scorer", "ResidualBlock", "ScorerInput", "VarInput", "FlexInput", "make_input",
            "ScorerScoreFn", "load_scorer", "check_compatible", "num_params", "resize_to", "scorer_summary",
            "INPUT_KINDS"]

@@ -239,3 +239,69 @@ def test_init_weights_is_vars():
     assert torch.equal(var.head.bias, torch.zeros(16))
     assert all(torch.equal(b.ada_lin[-1].bias, torch.zeros(6 * 32)) for b in var.blocks)
     assert var.blocks[0].ada_lin[-1].weight[:64].abs().max() < 1e-4  # gammas start near zero
+
+
+# --------------------------------------------------------------------------- generation and LSRS on r_k
+FLEX_PNS = (1, 2, 3, 4, 7)  # 7 is a scale the official loop samples greedily
+
+
+def _flex_models():
+    torch.manual_seed(1)
+    return FlexVAE(_tiny_vae_cfg()).eval(), _tiny_var(vocab_size=16, patch_nums=FLEX_PNS)
+
+
+def _flex_lsrs(vae, m: int, ids: torch.Tensor):
+    from lsrs.rejection import LSRSSelector
+    from lsrs.sampler import PerSampleRNG, TokenSampler
+    from lsrs.scorer import Scorer, ScorerConfig, ScorerScoreFn, make_input
+
+    torch.manual_seed(2)
+    scorer = Scorer(ScorerConfig(in_channels=4, input_size=4, widths=(8, 16), blocks_per_stage=1, num_classes=5,
+                                 num_scales=len(FLEX_PNS), emb_dim=8, mlp_dims=(16,), input_kind="flexvar"))
+    score_fn = ScorerScoreFn(scorer, make_input("flexvar", vae, 4, FLEX_PNS))
+    plain = TokenSampler(PerSampleRNG(0, ids), top_k=10, top_p=0.9)
+    return plain, LSRSSelector(plain, score_fn, (1,) + (m,) * (len(FLEX_PNS) - 1))
+
+
+def test_flex_generation_greedy_scales_and_lsrs_with_one_candidate_is_plain():
+    from lsrs.sampler import generate_flex
+
+    vae, var = _flex_models()
+    labels, ids = torch.tensor([0, 3, 4]), torch.arange(3)
+    plain_sel, lsrs_one = _flex_lsrs(vae, 1, ids)
+    plain = generate_flex(var, vae, labels, plain_sel, FLEX_PNS, cfg=2.5)
+    assert [t.shape for t in plain.idx] == [(3, pn * pn) for pn in FLEX_PNS]
+    side = 7 * vae.cfg.downsample
+    assert plain.images.shape == (3, 1, side, side) and 0 <= plain.images.min() and plain.images.max() <= 1
+    again = generate_flex(var, vae, labels, lsrs_one, FLEX_PNS, cfg=2.5)
+    assert all(torch.equal(a, b) for a, b in zip(plain.idx, again.idx))
+    # the greedy scale (pn = 7) never reaches the selector: LSRS spends no candidates there
+    _, lsrs_four = _flex_lsrs(vae, 4, ids)
+    seen = []
+
+    def recording(step):
+        seen.append(step.pn)
+        assert step.f_hat is None  # FlexVAR has no cumulative map
+        return lsrs_four(step)
+
+    picked = generate_flex(var, vae, labels, recording, FLEX_PNS, cfg=2.5, decode=False)
+    assert seen == [1, 2, 3, 4] and picked.images is None
+    assert [t.shape for t in picked.idx] == [t.shape for t in plain.idx]
+    assert any(not torch.equal(a, b) for a, b in zip(picked.idx, plain.idx))  # the scorer changed some choice
+
+
+def test_flex_scorer_input_is_r_k_resized_and_both_paths_agree():
+    from lsrs.scorer import make_input
+
+    vae, _ = _flex_models()
+    inp = make_input("flexvar", vae, 4, FLEX_PNS)
+    g = torch.Generator().manual_seed(0)
+    idx = [torch.randint(16, (2, pn * pn), generator=g) for pn in FLEX_PNS]
+    x = inp.all_scales(idx)
+    assert x.shape == (2, len(FLEX_PNS), 4, 4, 4)
+    for si, pn in enumerate(FLEX_PNS):
+        torch.testing.assert_close(inp.candidates(None, idx[si], si), x[:, si], rtol=0, atol=0)
+    torch.testing.assert_close(x[:, 3], vae.codes(idx[3], 4), rtol=0, atol=0)  # already 4 x 4: used as is
+    torch.testing.assert_close(x[:, 1], F.interpolate(vae.codes(idx[1], 2), size=(4, 4), mode="bicubic"))
+    with pytest.raises(ValueError, match="patch_nums"):
+        make_input("flexvar", vae, 4)
