@@ -273,13 +273,15 @@ def make_input(kind: str, vae: VQVAE, input_size: int | None = None,
     raise ValueError(f"unknown scorer input kind {kind!r} (known: {INPUT_KINDS})")
 
 
-def check_compatible(cfg: ScorerConfig, vae: VQVAE) -> None:
-    """Raise ValueError when the scorer cannot read this tokenizer's maps."""
-    tok = vae.cfg
-    if cfg.in_channels != tok.z_channels:
-        raise ValueError(f"scorer in_channels={cfg.in_channels} but the tokenizer has z_channels={tok.z_channels}")
-    if cfg.num_scales != len(tok.patch_nums):
-        raise ValueError(f"scorer num_scales={cfg.num_scales} but the tokenizer has {len(tok.patch_nums)} scales")
+def check_compatible(cfg: ScorerConfig, vae: VQVAE, patch_nums: tuple[int, ...] | None = None) -> None:
+    """Raise ValueError when the scorer cannot read this tokenizer's maps (a FlexVAE's with the
+    schedule `patch_nums`: its code vectors have codebook_embed_dim channels)."""
+    channels = vae.cfg.z_channels if patch_nums is None else vae.cfg.codebook_embed_dim
+    scales = len(vae.cfg.patch_nums if patch_nums is None else patch_nums)
+    if cfg.in_channels != channels:
+        raise ValueError(f"scorer in_channels={cfg.in_channels} but the tokenizer's maps have {channels} channels")
+    if cfg.num_scales != scales:
+        raise ValueError(f"scorer num_scales={cfg.num_scales} but the tokenizer has {scales} scales")
 
 
 class ScorerScoreFn:

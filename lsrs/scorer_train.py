@@ -461,12 +461,14 @@ def train_scorer(real_tokens, real_labels, gen_tokens, gen_labels, vae: VQVAE, s
     device = torch.device(device)
     real_tokens, real_labels = token_arrays((real_tokens, real_labels))
     gen_tokens, gen_labels = token_arrays((gen_tokens, gen_labels))
-    patch_nums = vae.cfg.patch_nums
-    check_compatible(scorer_cfg, vae)
+    flex = input_fn is not None and input_fn.kind == "flexvar"  # FlexVAE maps: the schedule is the input's
+    patch_nums = tuple(input_fn.patch_nums) if flex else vae.cfg.patch_nums
+    vocab = vae.cfg.codebook_size if flex else vae.cfg.vocab_size
+    check_compatible(scorer_cfg, vae, patch_nums if flex else None)
     for name, t, lab in (("real", real_tokens, real_labels), ("generated", gen_tokens, gen_labels)):
         _check_maps(name, t, lab, patch_nums, scorer_cfg.num_classes)
-        if int(t.min()) < 0 or int(t.max()) >= vae.cfg.vocab_size:
-            raise ValueError(f"{name} token ids must be in [0, {vae.cfg.vocab_size})")
+        if int(t.min()) < 0 or int(t.max()) >= vocab:
+            raise ValueError(f"{name} token ids must be in [0, {vocab})")
     vae = vae.to(device).eval()
     input_fn = input_fn or make_input(scorer_cfg.input_kind, vae, scorer_cfg.input_size)
 
