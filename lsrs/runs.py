@@ -322,7 +322,6 @@ def extract_real_tokens(params: Params, tokenizer_dir: Path, out_dir: Path, log:
     if vae.cfg.image_size != params.data.image_size:
         raise ValueError(f"the tokenizer makes {vae.cfg.image_size}px images, data.image_size is {params.data.image_size}")
     data, index = load_data(params, "train").first_per_class(params.tokens.real_per_class)
-    ckpt, _ = _resolve(tokenizer_dir, "tokenizer")
     meta = {"source": f"{params.data.dataset} train", "real_per_class": params.tokens.real_per_class,
             "image_size": params.data.image_size, "tokenizer": _model_id(tokenizer_dir, "tokenizer")}
     if params.data.dataset == "imagenet":
