@@ -78,14 +78,7 @@ def check_ablations(cfg: AblationsConfig, num_scales: int, scorers: set[str], de
         bad("per_class", f"must be >= 1, got {cfg.per_class}")
     for name, sw in cfg.sweeps.items():
         key = f"sweeps.{name}"
-        if not sw.M or not sw.ST or not sw.k:
-            bad(key, "M, ST and k need at least one value each")
-        check_m_st(key, sw.M, sw.ST)
-        for k in sw.k:
-            if not 1 <= k <= min(sw.M):
-                bad(f"{key}.k", f"every k must be in 1..min(M)={min(sw.M)}, got {k}")
-        if sw.temperature <= 0:
-            bad(f"{key}.temperature", f"must be > 0, got {sw.temperature}")
+        check_sweep(sw, f"ablations.{key}", num_scales)
         for s in sw.scorers or (default_scorer,):
             if scorers and s not in scorers:
                 bad(f"{key}.scorers", f"{s!r} is not a scorer run (scorer.runs: {', '.join(sorted(scorers))})")
@@ -99,6 +92,23 @@ def check_ablations(cfg: AblationsConfig, num_scales: int, scorers: set[str], de
     check_m_st("grids", (*g.M, g.M_fixed), (*g.ST, g.ST_fixed))
     if cfg.analysis_bins < 2:
         bad("analysis_bins", f"must be >= 2, got {cfg.analysis_bins}")
+
+
+def check_sweep(sw: SweepConfig, key: str, num_scales: int) -> None:
+    """Raise ValueError naming `key` when a sweep family has a value no run could use."""
+    if not sw.M or not sw.ST or not sw.k:
+        raise ValueError(f"{key}: M, ST and k need at least one value each")
+    for m in sw.M:
+        if m < 1:
+            raise ValueError(f"{key}.M: every M must be >= 1, got {m}")
+    for st in sw.ST:
+        if not 1 <= st <= num_scales:
+            raise ValueError(f"{key}.ST: every ST must be in 1..{num_scales} (the number of scales), got {st}")
+    for k in sw.k:
+        if not 1 <= k <= min(sw.M):
+            raise ValueError(f"{key}.k: every k must be in 1..min(M)={min(sw.M)}, got {k}")
+    if sw.temperature <= 0:
+        raise ValueError(f"{key}.temperature: must be > 0, got {sw.temperature}")
 
 
 @dataclass(frozen=True)
@@ -137,31 +147,45 @@ def sweep_runs(sw: SweepConfig, default_scorer: str, scorer_var: Callable[[str],
 
 
 def run_sweep(params, name: str, layout, out_dir: Path, log: Callable[[str], None] = print) -> list[dict]:
-    """Evaluate every run of family `name` on `ablations.per_class` paired images per class.
+    """Evaluate every run of family `name` (ablations.sweeps) on `ablations.per_class` paired images per class."""
+    from lsrs import runs as R
+
+    sw = params.ablations.sweeps[name]
+    setup = R.EvalSetup.load(params, layout.tokenizer, layout.evaluator, layout.reference)
+    k = len(setup.vae.cfg.patch_nums)
+    models = {}
+
+    def model_for(var: str):
+        if var not in models:
+            models[var] = R.load_var(layout.var(var), setup.vae)
+        return models[var]
+
+    def plan_for(run: SweepRun):
+        return R.lsrs_plan(layout.scorer(run.scorer), setup.vae, run.schedule(k), run.selection)
+
+    runs = sweep_runs(sw, params.lsrs.scorer, params.scorer_var)
+    return evaluate_sweep(setup, name, sw, runs, model_for, plan_for, params.ablations.per_class, out_dir, log)
+
+
+def evaluate_sweep(setup, name: str, sw: SweepConfig, runs: list[SweepRun], model_for: Callable, plan_for: Callable,
+                   per_class: int, out_dir: Path, log: Callable[[str], None] = print) -> list[dict]:
+    """Evaluate `runs` (baselines first) on `per_class` paired images per class; shared by every family.
 
     Writes out_dir/<run>/metrics.json, out_dir/results.json (the rows) and out_dir/results.csv (for
     DVC plots and reports). Each row: the run's settings, every metric, and fid_diff / fid_diff_low /
-    fid_diff_high against the plain VAR of the same depth.
+    fid_diff_high against the plain model of the same `var`.
     """
     import pandas as pd
 
     from lsrs import runs as R
 
-    sw = params.ablations.sweeps[name]
-    plan_runs = sweep_runs(sw, params.lsrs.scorer, params.scorer_var)
-    setup = R.EvalSetup.load(params, layout.tokenizer, layout.evaluator, layout.reference)
-    k = len(setup.vae.cfg.patch_nums)
-    log(f"sweep {name}: {len(plan_runs)} runs x {params.ablations.per_class * params.var.model.num_classes} images"
-        + (f" ({sw.feeds})" if sw.feeds else ""))
-    models, baselines, rows = {}, {}, []
-    for run in plan_runs:
-        if run.var not in models:
-            models[run.var] = R.load_var(layout.var(run.var), setup.vae)
-        plan = None if run.scorer is None else R.lsrs_plan(layout.scorer(run.scorer), setup.vae, run.schedule(k),
-                                                           run.selection)
+    log(f"sweep {name}: {len(runs)} runs x {per_class} images per class" + (f" ({sw.feeds})" if sw.feeds else ""))
+    baselines, rows = {}, []
+    for run in runs:
+        plan = None if run.scorer is None else plan_for(run)
         log(f"[{name}] {run.name}")
-        metrics, feats = R.evaluate_model(setup, models[run.var], out_dir / run.name, plan,
-                                          per_class=params.ablations.per_class, save_samples=False, log=log)
+        metrics, feats = R.evaluate_model(setup, model_for(run.var), out_dir / run.name, plan,
+                                          per_class=per_class, save_samples=False, log=log)
         if feats is None:  # a torchrun rank other than 0: rank 0 scores every run
             continue
         if run.scorer is None:
@@ -180,6 +204,10 @@ def run_sweep(params, name: str, layout, out_dir: Path, log: Callable[[str], Non
 
 METRIC_COLUMNS = ("fid", "is", "precision", "recall", "sfid", "fid_mean_diff2", "fid_trace_term",
                   "fid_tr_sigma_ref", "fid_tr_sigma_gen", "fid_tr_sqrt_x2", "seconds_per_image", "count")
+
+
+ROW_COLUMNS = ["family", "run", "var", "scorer", "M", "ST", "k", "selection", "temperature", *METRIC_COLUMNS,
+               "fid_diff", "fid_diff_low", "fid_diff_high"]  # one results.csv row (see _row)
 
 
 def _row(family: str, run: SweepRun, metrics: dict, diff: dict) -> dict:

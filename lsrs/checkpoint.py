@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
@@ -102,12 +103,14 @@ SOURCE_SUFFIX = ".source.json"
 
 
 def link_checkpoint(model: nn.Module, cfg, path: str | Path, sha256: str | None, out_dir: str | Path, name: str,
-                    what: str, hint: str = "", tolerate: tuple[str, ...] = ("quantize.ema_vocab_hit_SV",)) -> dict:
+                    what: str, hint: str = "", tolerate: tuple[str, ...] = ("quantize.ema_vocab_hit_SV",),
+                    read: Callable = read_state_dict) -> dict:
     """Check a checkpoint that is loaded instead of trained, then make `out_dir` point at it.
 
     Checks, in order: the file exists, its sha256 equals `sha256` (the params pin the file, so a
     replaced or damaged checkpoint is noticed; without a pin the error prints the file's hash to
-    put there), its keys and shapes fit `model` (build it on the meta device: nothing is loaded).
+    put there), its keys and shapes fit `model` (build it on the meta device: nothing is loaded;
+    `read(path, what, mmap=True)` unwraps the file's state dict).
     Writes `name.json` (the config) and `name.source.json` (path, sha256, size): the run folder
     refers to the file instead of copying gigabytes into DVC's cache.
     """
@@ -121,7 +124,7 @@ def link_checkpoint(model: nn.Module, cfg, path: str | Path, sha256: str | None,
     if digest != sha256.lower():
         raise CheckpointError(f"{what} {path} has sha256 {digest}, the params expect {sha256}: "
                               f"a different or damaged file")
-    check_fits(model, read_state_dict(path, what, mmap=True), path, what, tolerate)
+    check_fits(model, read(path, what, mmap=True), path, what, tolerate)
     out_dir = Path(out_dir)
     atomic_write_text(config_to_json(cfg), out_dir / f"{name}.json")
     source = {"path": str(path.resolve()), "sha256": digest, "bytes": path.stat().st_size}

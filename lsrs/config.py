@@ -14,15 +14,16 @@ from pathlib import Path
 
 import yaml
 
-from lsrs.ablations import AblationsConfig, check_ablations
+from lsrs.ablations import AblationsConfig, SweepConfig, check_ablations, check_sweep
 from lsrs.evaluator import EvaluatorTrainConfig
-from lsrs.models import TokenizerConfig, TransformerConfig
+from lsrs.models import FlexVAEConfig, FlexVARConfig, TokenizerConfig, TransformerConfig
+from lsrs.models.flexvar import check_schedule
 from lsrs.rejection import SelectionConfig, schedule_from
 from lsrs.runtime import RuntimeConfig
 from lsrs.sampler import RNG_MODES
 from lsrs.scorer import ScorerConfig
 from lsrs.scorer_train import LOSSES, ScorerTrainConfig
-from lsrs.train import TokenizerTrainConfig, VarTrainConfig
+from lsrs.train import FlexVAETrainConfig, TokenizerTrainConfig, VarTrainConfig
 
 
 class ParamsError(ValueError):
@@ -177,6 +178,67 @@ class EvaluationConfig:
 
 
 @dataclass(frozen=True)
+class FlexTokenizerSection:
+    """FlexVAE: `model` + `train` for the mini one the pipeline trains, or `checkpoint` (+ sha256) for
+    the official FlexVAE.pth (paper)."""
+
+    model: FlexVAEConfig = FlexVAEConfig()
+    train: FlexVAETrainConfig = FlexVAETrainConfig()
+    checkpoint: str | None = None
+    sha256: str | None = None
+
+    def __post_init__(self):
+        _check_sha256(self.sha256)
+
+
+@dataclass(frozen=True)
+class FlexModelSection:
+    """FlexVAR: `model` (depth, width, heads, classes, position grid; vocabulary, code width and
+    schedule come from the FlexVAE and flexvar.patch_nums) + `train`, or the official checkpoint."""
+
+    model: FlexVARConfig = FlexVARConfig()
+    train: VarTrainConfig = VarTrainConfig()
+    checkpoint: str | None = None  # paper: FlexVARd24-epo349.pth
+    sha256: str | None = None
+
+    def __post_init__(self):
+        _check_sha256(self.sha256)
+
+
+@dataclass(frozen=True)
+class FlexScorerSection:
+    model: ScorerConfig = ScorerConfig(input_kind="flexvar")
+    train: ScorerTrainConfig = ScorerTrainConfig()
+
+
+@dataclass(frozen=True)
+class FlexSection:
+    """The second model family of the paper (Table 1's FlexVAR rows): its own tokenizer, model,
+    sampling settings, scorer (on r_k) and sweep families. `enabled: false` turns every flex_* stage
+    into a no-op that records why, so a profile without FlexVAR files still runs."""
+
+    enabled: bool = False
+    patch_nums: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 8, 10, 13, 16)  # the official 10-step schedule
+    tokenizer: FlexTokenizerSection = FlexTokenizerSection()
+    var: FlexModelSection = FlexModelSection()
+    sampling: SamplingConfig = SamplingConfig(cfg=2.5, top_k=900, top_p=0.95)
+    scorer: FlexScorerSection = FlexScorerSection()
+    per_class: int = 50  # evaluation images per class of every flex sweep run (the paired "eval" set)
+    sweeps: dict[str, SweepConfig] = field(default_factory=dict)
+
+    def __post_init__(self):
+        object.__setattr__(self, "patch_nums", check_schedule(self.patch_nums))
+        if self.per_class < 1:
+            raise ValueError(f"per_class must be >= 1, got {self.per_class}")
+
+    def model_config(self) -> FlexVARConfig:
+        """The FlexVAR config with vocabulary, code width and schedule taken from the FlexVAE and patch_nums."""
+        tok = self.tokenizer.model
+        return dataclasses.replace(self.var.model, vocab_size=tok.codebook_size, z_channels=tok.codebook_embed_dim,
+                                   patch_nums=self.patch_nums)
+
+
+@dataclass(frozen=True)
 class Params:
     profile: str = "mini"
     M: int = 32  # LSRS candidates per scale of the main run
@@ -191,6 +253,7 @@ class Params:
     evaluation: EvaluationConfig = EvaluationConfig()
     ablations: AblationsConfig = AblationsConfig()
     runtime: RuntimeConfig = RuntimeConfig()
+    flexvar: FlexSection = FlexSection()
     extra: dict = field(default_factory=dict)  # sections owned by later stages, kept verbatim
 
     @property
@@ -268,7 +331,7 @@ def from_dict(cls, data: dict, prefix: str = ""):
 
 
 KNOWN_SECTIONS = {"profile", "M", "ST", "data", "tokenizer", "var", "sampling", "tokens", "scorer", "lsrs", "evaluation",
-                  "ablations", "runtime"}
+                  "ablations", "runtime", "flexvar"}
 
 
 def check_consistency(params: Params) -> None:
@@ -289,6 +352,7 @@ def check_consistency(params: Params) -> None:
     if sc.num_classes != params.var.model.num_classes:
         raise ParamsError(f"scorer.model.num_classes: must equal var.model.num_classes={params.var.model.num_classes}")
     _check_names(params)
+    _check_flexvar(params)
     try:
         check_ablations(params.ablations, k, scorers=set(params.scorer.runs), default_scorer=params.lsrs.scorer)
     except ValueError as exc:
@@ -318,6 +382,40 @@ def _check_names(params: Params) -> None:
     if runs and runs[params.lsrs.scorer].var != params.var.main:
         raise ParamsError(f"lsrs.scorer: the main scorer must be trained on var.main={params.var.main}, "
                           f"{params.lsrs.scorer} was trained on {runs[params.lsrs.scorer].var}")
+
+
+def _check_flexvar(params: Params) -> None:
+    """The FlexVAR family's cross-section rules: schedule vs latent size, scorer vs FlexVAE, sweeps."""
+    fx = params.flexvar
+    if not fx.enabled:
+        return
+    k, tok, sc = len(fx.patch_nums), fx.tokenizer.model, fx.scorer.model
+    if not fx.tokenizer.checkpoint:
+        latent = params.data.image_size // tok.downsample
+        if params.data.image_size % tok.downsample or fx.patch_nums[-1] != latent:
+            raise ParamsError(f"flexvar.patch_nums: the last scale must be the FlexVAE latent size {latent} "
+                              f"(data.image_size {params.data.image_size} / {tok.downsample}), got {fx.patch_nums[-1]}")
+        if tok.in_channels != params.tokenizer.model.in_channels:
+            raise ParamsError(f"flexvar.tokenizer.model.in_channels: must equal the images' channels "
+                              f"({params.tokenizer.model.in_channels})")
+    if sc.input_kind != "flexvar":
+        raise ParamsError("flexvar.scorer.model.input_kind: must be 'flexvar' (the scorer reads r_k)")
+    if sc.in_channels != tok.codebook_embed_dim:
+        raise ParamsError(f"flexvar.scorer.model.in_channels: must equal flexvar.tokenizer.model.codebook_embed_dim="
+                          f"{tok.codebook_embed_dim}")
+    if sc.num_scales != k:
+        raise ParamsError(f"flexvar.scorer.model.num_scales: must equal the number of scales of flexvar.patch_nums ({k})")
+    if sc.num_classes != fx.var.model.num_classes:
+        raise ParamsError(f"flexvar.scorer.model.num_classes: must equal flexvar.var.model.num_classes="
+                          f"{fx.var.model.num_classes}")
+    if fx.scorer.train.loss not in LOSSES:
+        raise ParamsError(f"flexvar.scorer.train.loss: must be one of {LOSSES}")
+    try:
+        fx.model_config()
+        for name, sw in fx.sweeps.items():
+            check_sweep(sw, f"flexvar.sweeps.{name}", k)
+    except ValueError as exc:
+        raise ParamsError(str(exc) if str(exc).startswith("flexvar.") else f"flexvar.var.model: {exc}") from None
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

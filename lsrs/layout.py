@@ -12,14 +12,24 @@ from pathlib import Path
 @dataclass(frozen=True)
 class Layout:
     root: Path
+    shared: Path | None = None  # where data.json, the evaluator and the reference live (the profile root)
 
     @classmethod
     def at(cls, root: str | Path) -> "Layout":
         return cls(Path(root))
 
+    def family(self, name: str) -> "Layout":
+        """The layout of a second model family (runs/<profile>/<name>/...: its tokenizer, models, token
+        stores, scorers and sweeps), sharing this root's data manifest, evaluator and reference."""
+        return Layout(self.root / name, shared=self.shared or self.root)
+
+    @property
+    def _shared(self) -> Path:
+        return self.shared or self.root
+
     @property
     def data_manifest(self) -> Path:
-        return self.root / "data.json"
+        return self._shared / "data.json"
 
     @property
     def tokenizer(self) -> Path:
@@ -40,11 +50,11 @@ class Layout:
 
     @property
     def evaluator(self) -> Path:
-        return self.root / "evaluator"
+        return self._shared / "evaluator"
 
     @property
     def reference(self) -> Path:
-        return self.root / "reference.npz"
+        return self._shared / "reference.npz"
 
     def baseline(self, var: str) -> Path:
         return self.root / "eval" / "baseline" / var

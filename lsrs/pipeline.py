@@ -47,6 +47,12 @@ def required_files(params: Params) -> list[tuple[str, str, str]]:
     for name, shape in params.var.depths.items():
         if shape.checkpoint:
             out.append((f"var.depths.{name}.checkpoint", shape.checkpoint, f"the official var_d{shape.depth}.pth"))
+    fx = params.flexvar
+    if fx.enabled and fx.tokenizer.checkpoint:
+        out.append(("flexvar.tokenizer.checkpoint", fx.tokenizer.checkpoint, "the official FlexVAE.pth"))
+    if fx.enabled and fx.var.checkpoint:
+        out.append(("flexvar.var.checkpoint", fx.var.checkpoint,
+                    f"the official FlexVARd{fx.var.model.depth}-epoNNN.pth"))
     ev = params.evaluation
     if ev.extractor == "inception":
         out.append(("evaluation.inception_weights", ev.inception_weights,

@@ -44,6 +44,8 @@ FAMILIES = {  # the sweep families the paper's tables read, and what each feeds
 SWEEP_COLUMNS = ("family", "run", "var", "scorer", "M", "ST", "k", "fid", "is", "sfid", "count",
                  "fid_diff", "fid_diff_low", "fid_diff_high")
 PAPER_TABLE1_M = (4, 128)  # Tables 1 and 4's LSRS rows when the depth family names no M
+FLEX = "flexvar"  # the FlexVAR family's model and scorer name in sweep rows (lsrs.flex.FAMILY)
+FLEX_TABLE1_M = (2, 4)  # Table 1's FlexVAR + LSRS rows
 NEAR_CHANCE = 0.1  # "accuracy near 0.5 at scale 1": within 0.5 +- this
 FIRST_SCALE_PP = 0.5  # "removing the first scale changes accuracy by under 0.5 points"
 DASH, MINUS = "—", "−"
@@ -94,6 +96,11 @@ def load_results(params: Params, metrics_dir: str | Path, runs_dir: str | Path) 
     for family, feeds in FAMILIES.items():
         if family not in res.sweeps:
             res.missing.append(f"`{metrics_dir / 'sweeps' / (family + '.csv')}`: sweep family {family} ({feeds})")
+    if params.flexvar.enabled:
+        for name, sw in params.flexvar.sweeps.items():
+            if f"{FLEX}_{name}" not in res.sweeps:
+                res.missing.append(f"`{metrics_dir / 'sweeps' / (FLEX + '_' + name + '.csv')}`: FlexVAR sweep {name} "
+                                   f"({sw.feeds or 'FlexVAR rows'})")
     analysis = metrics_dir / "scorer_analysis.json"
     if analysis.is_file():
         res.analysis = json.loads(analysis.read_text())
@@ -170,6 +177,18 @@ def _depth_scorers(res: Results) -> dict[str, str]:
         out[res.main_var] = res.main_scorer
     depth = {n: s.depth for n, s in res.params.var.depths.items()}
     return dict(sorted(out.items(), key=lambda kv: depth.get(kv[0], 0)))
+
+
+def _flex_family(res: Results, x: str) -> str | None:
+    """The FlexVAR sweep (its metrics name, flexvar_<name>) that varies `x` (M or ST) at one value of
+    the other; None when flexvar is disabled or no family does."""
+    if not res.params.flexvar.enabled:
+        return None
+    for name, sw in res.params.flexvar.sweeps.items():
+        varied, fixed = (sw.M, sw.ST) if x == "M" else (sw.ST, sw.M)
+        if len(varied) > 1 and len(fixed) == 1:
+            return f"{FLEX}_{name}"
+    return None
 
 
 def _analysis(res: Results) -> dict[str, dict]:
@@ -310,6 +329,34 @@ def _depth_rows(res: Results, var: str, with_main_run: bool) -> tuple[list[tuple
     return rows, notes
 
 
+def _flex_rows(res: Results) -> tuple[list[tuple[dict, dict]], list[str]]:
+    """Table 1's FlexVAR rows: the plain FlexVAR and + LSRS at M = 2 and 4 from the FlexVAR M sweep."""
+    family = _flex_family(res, "M")
+    if family is None:
+        return [], ["FlexVAR: not measured (flexvar.enabled is false or no flexvar sweep varies M)."]
+    base, lsrs = _base(res, family, FLEX), _rows(res, family, var=FLEX, scorer=FLEX)
+    if base is None:
+        return [], [f"FlexVAR: no plain-FlexVAR row in {family} (not measured)."]
+    steps = len(res.params.flexvar.patch_nums)
+    rows, notes = [], []
+
+    def add(label: str, r) -> None:
+        rel = None
+        if _val(r, "seconds_per_image") and _val(base, "seconds_per_image"):
+            rel = float(r["seconds_per_image"]) / float(base["seconds_per_image"])
+        rows.append(_measured_row(res, {"Model": label}, r, TABLE1_METRICS, {
+            "Param": (None, DASH), "Step": (steps, str(steps)), "Time": (rel, _num(rel, 2))}))
+
+    add(f"FlexVAR-d{res.params.flexvar.var.model.depth} ({family} sweep)", base)
+    for m in FLEX_TABLE1_M:
+        r = _at(lsrs, "M", m)
+        if r is None:
+            notes.append(f"FlexVAR + LSRS M={m}: not measured (family {family}).")
+        else:
+            add(f"+ LSRS M={m}, ST={int(r['ST'])} (r_k scorer)", r)
+    return rows, notes
+
+
 TABLE1_COLUMNS = ["Model", *(h for h, _, _ in TABLE1_METRICS), "Param", "Step", "Time", CI, SOURCE]
 
 
@@ -334,8 +381,12 @@ def table01(res: Results) -> Table:
         more, why = _depth_rows(res, var, with_main_run=True)
         rows += more
         notes += why
+    more, why = _flex_rows(res)
+    rows += more
+    notes += why
     notes += ["Measured rows: Step = number of scales (one VAR forward pass each); Time = seconds per image "
-              "relative to the plain VAR of the same depth and sweep; Param is not recorded by the pipeline."]
+              "relative to the plain VAR (or FlexVAR) of the same depth and sweep; Param is not recorded by the "
+              "pipeline."]
     return _table("table01", "Table 1: Generative model comparison (paper's reported rows and this run's rows)",
                   rows, TABLE1_COLUMNS, notes + _common_notes(res))
 
@@ -677,26 +728,29 @@ def _log2_axis(ax, xs: Iterable) -> None:
     ax.xaxis.set_minor_locator(NullLocator())
 
 
-def _sweep_panels(res: Results, ax_fid, ax_is, family: str, x: str, colors: dict) -> None:
-    """FID (with the paired interval band) and IS vs `x` for the main scorer; the plain VAR as lines."""
-    base = _base(res, family, res.main_var)
-    rows = _rows(res, family, var=res.main_var, scorer=res.main_scorer)
+def _sweep_panels(res: Results, ax_fid, ax_is, family: str | None, x: str, colors: dict,
+                  var: str | None = None, scorer: str | None = None, model: str = "VAR") -> None:
+    """FID (with the paired interval band) and IS vs `x` for a scorer (default: the main one on
+    var.main); the plain `model` as lines."""
+    var, scorer = var or res.main_var, scorer or res.main_scorer
+    base = None if family is None else _base(res, family, var)
+    rows = _rows(res, family, var=var, scorer=scorer) if family else pd.DataFrame()
     if base is None or rows.empty:
-        _not_measured(ax_fid, f"sweep family {family}")
-        _not_measured(ax_is, f"sweep family {family}")
+        _not_measured(ax_fid, f"sweep family {family or model + ' ' + x}")
+        _not_measured(ax_is, f"sweep family {family or model + ' ' + x}")
         return
-    c = colors.get(res.main_scorer, "C0")
+    c = colors.get(scorer, "C0")
     xs = rows[x].astype(float)
-    lsrs_label = f"VAR + LSRS ({res.main_scorer})"
+    lsrs_label = f"{model} + LSRS ({scorer})"
     ax_fid.fill_between(xs, base["fid"] + rows["fid_diff_low"], base["fid"] + rows["fid_diff_high"], color=c,
                         alpha=0.2, lw=0, label="95% paired interval")
     ax_fid.plot(xs, rows["fid"], "o-", color=c, label=lsrs_label)
-    ax_fid.axhline(base["fid"], color=VAR_COLOR, ls="--", label="FID BL (plain VAR)")
+    ax_fid.axhline(base["fid"], color=VAR_COLOR, ls="--", label=f"FID BL (plain {model})")
     if x == "M":  # the plain VAR is M = 1
         ax_fid.plot([1], [base["fid"]], "o", color=VAR_COLOR)
         ax_is.plot([1], [base["is"]], "s", color=VAR_COLOR)
     ax_is.plot(xs, rows["is"], "s-", color=c, label=lsrs_label)
-    ax_is.axhline(base["is"], color=VAR_COLOR, ls="--", label="IS BL (plain VAR)")
+    ax_is.axhline(base["is"], color=VAR_COLOR, ls="--", label=f"IS BL (plain {model})")
     fixed = "ST" if x == "M" else "M"
     n = _count(_val(base, "count"))
     for ax, metric in ((ax_fid, "FID (lower is better)"), (ax_is, "IS (higher is better)")):
@@ -706,16 +760,25 @@ def _sweep_panels(res: Results, ax_fid, ax_is, family: str, x: str, colors: dict
             _log2_axis(ax, [1, *xs])
         else:
             ax.set_xticks(sorted({int(v) for v in xs}))
-    ax_fid.set_title(f"{fixed} = {_values(rows, fixed)}, {x} varies ({res.profile}, {n} images per run)")
+    ax_fid.set_title(f"{model}: {fixed} = {_values(rows, fixed)}, {x} varies ({res.profile}, {n} images per run)")
     ax_is.set_xlabel("M (candidate token maps per scale, log₂ axis)" if x == "M" else "ST (first LSRS scale)")
 
 
 def figure03(res: Results, colors: dict) -> Figure:
-    fig = Figure(figsize=(11, 7), layout="constrained")
-    axes = fig.subplots(2, 2, sharex="col")
+    """M and ST ablations of the main VAR (and, with flexvar enabled, of the FlexVAR: two more columns)."""
+    flex = res.params.flexvar.enabled
+    fig = Figure(figsize=(22 if flex else 11, 7), layout="constrained")
+    axes = fig.subplots(2, 4 if flex else 2, sharex="col")
     _sweep_panels(res, axes[0, 0], axes[1, 0], "m_st2", "M", colors)
     _sweep_panels(res, axes[0, 1], axes[1, 1], "st_m32", "ST", colors)
-    fig.suptitle(f"Figure 3: ablation of M and ST ({_var_label(res.main_var)})")
+    title = f"Figure 3: ablation of M and ST ({_var_label(res.main_var)}"
+    if flex:
+        colors = {**colors, FLEX: colors.get(FLEX, "C2")}
+        for col, x in ((2, "M"), (3, "ST")):
+            _sweep_panels(res, axes[0, col], axes[1, col], _flex_family(res, x), x, colors, var=FLEX, scorer=FLEX,
+                          model=f"FlexVAR-d{res.params.flexvar.var.model.depth}")
+        title += f"; FlexVAR-d{res.params.flexvar.var.model.depth} with the r_k scorer"
+    fig.suptitle(title + ")")
     return fig
 
 
@@ -1163,8 +1226,21 @@ def claim_fid_terms(res: Results) -> Claim:
     return Claim(claim, paper, ev, "agrees" if falls else "disagrees")
 
 
+def claim_flexvar(res: Results) -> Claim:
+    claim = "LSRS (scorer on r_k) improves FlexVAR's FID at M = 2 and M = 4"
+    paper = "Table 1: FlexVAR-d24 FID 2.23 → 2.13 (M=2), 2.09 (M=4)"
+    family = _flex_family(res, "M")
+    rows = _rows(res, family, var=FLEX, scorer=FLEX) if family else pd.DataFrame()
+    picked = [r for r in (_at(rows, "M", m) for m in FLEX_TABLE1_M) if r is not None] if not rows.empty else []
+    if not picked:
+        return Claim(claim, paper, "no FlexVAR LSRS rows at M = 2 or 4 (flexvar disabled or not run)", "not measured")
+    base = _base(res, family, FLEX)
+    ev = "; ".join([f"plain FlexVAR FID {_num(_val(base, 'fid'))}"] + [_fid_text(r, f"M={int(r['M'])}") for r in picked])
+    return Claim(claim, paper, ev, _combine([_vs_zero(r) for r in picked]))
+
+
 CLAIMS = (claim_main, claim_small_m, claim_m_shape, claim_st, claim_loss, claim_scale1, claim_first_scale,
-          claim_topk, claim_depth, claim_fid_terms)
+          claim_topk, claim_depth, claim_fid_terms, claim_flexvar)
 
 
 def scorecard(res: Results) -> list[Claim]:

@@ -23,7 +23,7 @@ from lsrs.models import VAR, VQVAE, TokenizerConfig, TransformerConfig
 from lsrs.npz import to_uint8
 from lsrs.rejection import LSRSSelector, ScoreFn, SelectionConfig
 from lsrs.runtime import CPU, Runtime
-from lsrs.sampler import OfficialRNG, PerSampleRNG, TokenSampler, generate
+from lsrs.sampler import OfficialRNG, PerSampleRNG, TokenSampler, generate, generate_model
 from lsrs import train as T
 
 
@@ -220,16 +220,18 @@ def make_selector(sampling, sample_ids: torch.Tensor, seed: int, plan: LSRSPlan 
 
 
 def lsrs_plan(scorer_path: str | Path, vae: VQVAE, schedule: tuple[int, ...],
-              selection: SelectionConfig = SelectionConfig()) -> LSRSPlan:
-    """Load a trained scorer (folder or .pth) and wrap it for `make_selector`; checks it fits the tokenizer."""
+              selection: SelectionConfig = SelectionConfig(), patch_nums: tuple[int, ...] | None = None) -> LSRSPlan:
+    """Load a trained scorer (folder or .pth) and wrap it for `make_selector`; checks it fits the tokenizer
+    (a FlexVAE with the sampling schedule `patch_nums`)."""
     from lsrs.scorer import ScorerScoreFn, check_compatible, load_scorer, make_input
 
     path = Path(scorer_path)
     scorer = load_scorer(path / "scorer.pth" if path.is_dir() else path).to(next(vae.parameters()).device)
-    check_compatible(scorer.cfg, vae)
-    if len(schedule) != len(vae.cfg.patch_nums):
-        raise ValueError(f"the LSRS schedule has {len(schedule)} scales, the tokenizer {len(vae.cfg.patch_nums)}")
-    score_fn = ScorerScoreFn(scorer, make_input(scorer.cfg.input_kind, vae, scorer.cfg.input_size))
+    check_compatible(scorer.cfg, vae, patch_nums)
+    scales = len(patch_nums or vae.cfg.patch_nums)
+    if len(schedule) != scales:
+        raise ValueError(f"the LSRS schedule has {len(schedule)} scales, the tokenizer {scales}")
+    score_fn = ScorerScoreFn(scorer, make_input(scorer.cfg.input_kind, vae, scorer.cfg.input_size, patch_nums))
     return LSRSPlan(score_fn, tuple(schedule), selection)
 
 
@@ -255,7 +257,7 @@ def sample_images(var: VAR, vae: VQVAE, labels: torch.Tensor, sampling, seed: in
         ids = torch.arange(first_id + start, first_id + start + len(lab))
         sel = make_selector(sampling, ids, seed if sampling.rng == "per-sample" else seed + n, plan)
         with runtime.autocast():
-            mine[n] = to_uint8(generate(var, vae, lab, sel, cfg=sampling.cfg).images).cpu()
+            mine[n] = to_uint8(generate_model(var, vae, lab, sel, cfg=sampling.cfg).images).cpu()
     parts = runtime.gather(mine)
     if parts is None:
         return None
@@ -440,13 +442,16 @@ class EvalSetup:
     runtime: Runtime = CPU
 
     @classmethod
-    def load(cls, params: Params, tokenizer_dir: Path, evaluator_dir: Path | None, reference: Path) -> "EvalSetup":
+    def load(cls, params: Params, tokenizer_dir: Path, evaluator_dir: Path | None, reference: Path,
+             tokenizer_loader: Callable = None) -> "EvalSetup":
+        """`tokenizer_loader(dir)` reads the tokenizer (default: VAR's VQ-VAE; lsrs.flex passes its FlexVAE's)."""
         from lsrs.evaluation import load_reference
 
         rt = Runtime.start(params.runtime)
         extractor = make_extractor(params, evaluator_dir)
         ref = load_reference(reference, extractor)  # fails fast on a reference of another extractor
-        return cls(params, load_tokenizer(tokenizer_dir).to(rt.device), extractor, ref, rt)
+        vae = (tokenizer_loader or load_tokenizer)(tokenizer_dir)
+        return cls(params, vae.to(rt.device), extractor, ref, rt)
 
 
 def evaluate_model(setup: EvalSetup, var: VAR, out_dir: Path, plan: LSRSPlan | None = None,
@@ -470,7 +475,7 @@ def evaluate_model(setup: EvalSetup, var: VAR, out_dir: Path, plan: LSRSPlan | N
     labels = torch.arange(n) % var.cfg.num_classes
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    schedule = list(plan.schedule) if plan else [1] * len(setup.vae.cfg.patch_nums)
+    schedule = list(plan.schedule) if plan else [1] * len(var.cfg.patch_nums)
     log(f"evaluate: {n} images, schedule {schedule} ({rt.describe()})")
     rt.reset_peak_memory()
     t0 = time.perf_counter()

@@ -308,3 +308,14 @@ def generate_flex(var, vae, labels: torch.Tensor, selector: Selector | Callable[
     if decode:
         out.images = vae.decode_idx(out.idx[-1], patch_nums[-1]).float().clamp(-1, 1).add(1).mul(0.5)
     return out
+
+
+def generate_model(var, vae, labels: torch.Tensor, selector: Selector | Callable[[ScaleStep], Choice],
+                   cfg: float, decode: bool = True) -> Generation:
+    """`generate` for a VAR, `generate_flex` over the model's own schedule for a FlexVAR: the one call
+    that evaluation, token sampling and grids make, whichever family the model is."""
+    from lsrs.models.flexvar import FlexVAR
+
+    if isinstance(var, FlexVAR):
+        return generate_flex(var, vae, labels, selector, var.patch_nums, cfg=cfg, decode=decode)
+    return generate(var, vae, labels, selector, cfg=cfg, decode=decode)

@@ -10,7 +10,9 @@ The VAR recipe follows the official one where it applies (AdamW betas (0.9, 0.95
 0.05 without decay on biases/gains/positions/scale_mul, linear warm-up from 0.005*peak, hold the
 peak 5% of the rest then linear decay to `end_lr_ratio`*peak, grad clip 2, condition dropout 0.1).
 The VQ-VAE recipe is ours (the official VAE training code is not public): pixel MSE plus the VQ
-commitment/codebook loss, with restarts of codes unused for a while.
+commitment/codebook loss, with restarts of codes unused for a while. The mini FlexVAE uses the same
+recipe on its L2-normalised codes, with the VQ loss taken at every scale of its schedule (each scale
+is quantised on its own at inference, so each must land near the codebook).
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from tqdm import tqdm
 
 from lsrs.checkpoint import atomic_save, atomic_write_text, config_to_json
 from lsrs.data import ImageSet
-from lsrs.models import VAR, VQVAE, TokenizerConfig, TransformerConfig
+from lsrs.models import VAR, VQVAE, FlexVAE, TokenizerConfig, TransformerConfig
 
 
 @dataclass(frozen=True)
@@ -181,7 +183,7 @@ class TokenizerTrainer(_Trainer):
     def __init__(self, vae: VQVAE, data: ImageSet, cfg: TokenizerTrainConfig, out_dir: Path, log=print):
         super().__init__(vae, cfg.optim, out_dir, log)
         self.vae, self.data, self.tcfg = vae, data, cfg
-        self.window_hits = torch.zeros(vae.cfg.vocab_size)
+        self.window_hits = torch.zeros(vae.quantize.embedding.num_embeddings)
         self._last_f: torch.Tensor | None = None
 
     def loss(self, step):
@@ -217,6 +219,64 @@ class TokenizerTrainer(_Trainer):
         self.window_hits = extra["window_hits"]
 
 
+@dataclass(frozen=True)
+class FlexVAETrainConfig:
+    optim: OptimConfig = OptimConfig()
+    restart_every: int = 100  # re-initialise codes not used in this many steps (0: never)
+    commit_weight: float = 0.25  # beta of the commitment term (LlamaGen's)
+
+
+class FlexVAETrainer(TokenizerTrainer):
+    """The mini FlexVAE: decode the straight-through codes of the last scale; VQ loss at every scale."""
+
+    name = "flexvae"
+
+    def __init__(self, vae: FlexVAE, data: ImageSet, cfg: FlexVAETrainConfig, patch_nums: tuple[int, ...],
+                 out_dir: Path, log=print):
+        super().__init__(vae, data, cfg, out_dir, log)
+        self.patch_nums = tuple(patch_nums)
+
+    def loss(self, step):
+        idx = batch_indices(step, len(self.data), self.cfg.batch_size, self.cfg.seed)
+        x = self.data.as_float(idx)
+        h = self.vae.encode(x)
+        vq_loss, hits = h.new_zeros(()), torch.zeros_like(self.window_hits)
+        for pn in self.patch_nums:
+            z = F.normalize(self.vae.downsample(h, pn), dim=1)
+            with torch.no_grad():
+                ids = self.vae.quantize_map(z)
+            codes = self.vae.codes(ids, pn)  # unit-norm: gradients reach the codebook through the norm
+            vq_loss = vq_loss + F.mse_loss(codes, z.detach()) + self.tcfg.commit_weight * F.mse_loss(z, codes.detach())
+            hits += torch.bincount(ids.flatten(), minlength=len(hits)).float()
+        rec = self.vae.decode(z + (codes - z).detach())  # the last scale, straight-through
+        rec_loss = F.mse_loss(rec, x)
+        with torch.no_grad():
+            self.window_hits += hits
+            self._last_f = h.detach()
+        vq_loss = vq_loss / len(self.patch_nums)
+        return rec_loss + vq_loss, {"rec_mse": rec_loss.item(), "vq_loss": vq_loss.item(),
+                                    "codes_used": int((hits > 0).sum())}
+
+
+@torch.no_grad()
+def flexvae_quality(vae: FlexVAE, data: ImageSet, patch_nums: tuple[int, ...], batch_size: int = 500) -> dict:
+    """Reconstruction MSE from the last scale (pixels in [-1, 1] and [0, 1]) and code usage per scale."""
+    vae.eval()
+    sq, n = 0.0, 0
+    used = torch.zeros(len(patch_nums), vae.cfg.codebook_size, dtype=torch.bool)
+    for start in tqdm(range(0, len(data), batch_size), desc="flexvae quality", unit="batch", leave=False):
+        x = data.as_float(slice(start, start + batch_size))
+        idx = vae.img_to_idx(x, patch_nums)
+        sq += float(F.mse_loss(vae.decode_idx(idx[-1], patch_nums[-1]), x, reduction="sum"))
+        n += x.numel()
+        for si, t in enumerate(idx):
+            used[si, t.flatten()] = True
+    mse = sq / n
+    return {"images": len(data), "mse_pm1": mse, "mse_01": mse / 4, "psnr_db_01": 10 * math.log10(4 / mse),
+            "codes_used_total": int(used.any(0).sum()), "vocab_size": vae.cfg.codebook_size,
+            "codes_used_per_scale": used.sum(1).tolist()}
+
+
 @torch.no_grad()
 def tokenizer_quality(vae: VQVAE, data: ImageSet, batch_size: int = 500) -> dict:
     """Reconstruction MSE (pixels in [-1, 1] and in [0, 1]) and codebook usage per scale on `data`."""
@@ -245,32 +305,45 @@ class VarTrainConfig:
 
 
 @torch.no_grad()
-def encode_tokens(vae: VQVAE, data: ImageSet, batch_size: int = 500, desc: str = "encode tokens") -> torch.Tensor:
-    """All images to their concatenated multi-scale token maps (N, L) int16/int64."""
+def encode_tokens(vae: VQVAE | FlexVAE, data: ImageSet, batch_size: int = 500, desc: str = "encode tokens",
+                  patch_nums: tuple[int, ...] | None = None) -> torch.Tensor:
+    """All images to their concatenated multi-scale token maps (N, L) int16/int32 (a FlexVAE over `patch_nums`)."""
     vae.eval()
     out = []
     for start in tqdm(range(0, len(data), batch_size), desc=desc, unit="batch", leave=False):
-        out.append(torch.cat(vae.img_to_idx(data.as_float(slice(start, start + batch_size))), 1))
-    return torch.cat(out).to(torch.int16 if vae.cfg.vocab_size <= 32767 else torch.int32)
+        x = data.as_float(slice(start, start + batch_size))
+        out.append(torch.cat(vae.img_to_idx(x) if patch_nums is None else vae.img_to_idx(x, patch_nums), 1))
+    return torch.cat(out).to(torch.int16 if vae.quantize.embedding.num_embeddings <= 32767 else torch.int32)
 
 
 def split_scales(tokens: torch.Tensor, patch_nums: tuple[int, ...]) -> list[torch.Tensor]:
     return list(tokens.long().split([pn * pn for pn in patch_nums], dim=1))
 
 
+def teacher_forcing(vae: VQVAE | FlexVAE, idx_list: list[torch.Tensor], patch_nums: tuple[int, ...]) -> torch.Tensor:
+    """The transformer inputs of scales 2..K from ground-truth maps: VAR's residual f_hat path, or
+    FlexVAE's upsampled codes of the previous scale."""
+    if isinstance(vae, FlexVAE):
+        return vae.teacher_forcing_input(idx_list, patch_nums)
+    return vae.quantize.teacher_forcing_input(idx_list)
+
+
 class VarTrainer(_Trainer):
+    """Teacher-forced next-scale training of a VAR, or of a FlexVAR on its FlexVAE's maps (one schedule)."""
+
     name = "var"
 
-    def __init__(self, var: VAR, vae: VQVAE, tokens: torch.Tensor, labels: torch.Tensor, cfg: VarTrainConfig,
-                 out_dir: Path, log=print):
+    def __init__(self, var: VAR, vae: VQVAE | FlexVAE, tokens: torch.Tensor, labels: torch.Tensor,
+                 cfg: VarTrainConfig, out_dir: Path, log=print):
         super().__init__(var, cfg.optim, out_dir, log)
         self.var, self.vae, self.tokens, self.labels = var, vae.eval(), tokens, labels
 
     def loss(self, step):
         idx = batch_indices(step, len(self.tokens), self.cfg.batch_size, self.cfg.seed)
         target = self.tokens[idx].long()
+        pns = self.var.cfg.patch_nums
         with torch.no_grad():
-            x = self.vae.quantize.teacher_forcing_input(split_scales(target, self.var.cfg.patch_nums))
+            x = teacher_forcing(self.vae, split_scales(target, pns), pns)
         logits = self.var(self.labels[idx], x)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
         return loss, {}
@@ -284,7 +357,7 @@ def var_validation(var: VAR, vae: VQVAE, tokens: torch.Tensor, labels: torch.Ten
     acc = torch.zeros(len(var.cfg.patch_nums))
     for start in range(0, len(tokens), batch_size):
         target = tokens[start:start + batch_size].long()
-        x = vae.quantize.teacher_forcing_input(split_scales(target, var.cfg.patch_nums))
+        x = teacher_forcing(vae, split_scales(target, var.cfg.patch_nums), var.cfg.patch_nums)
         logits = var(labels[start:start + batch_size], x, drop_labels=False)
         for si, (b, e) in enumerate(var.cfg.begin_ends):
             lg, tg = logits[:, b:e].reshape(-1, logits.shape[-1]), target[:, b:e].reshape(-1)

@@ -15,7 +15,17 @@ import typer
 
 PARAMS = typer.Option(Path("params.yaml"), "--params", "-p", help="Parameter file (validated before any work).")
 ROOT = typer.Option(Path("runs/mini"), "--root", help="Run root of the profile: runs/<profile>.")
+FAMILY = typer.Option("var", "--family", help="Model family: var, or flexvar (params section flexvar, "
+                     "folders under runs/<profile>/flexvar).")
 ERRORS = (ValueError, FileNotFoundError, RuntimeError, KeyError)
+FAMILIES = ("var", "flexvar")
+
+
+def family_layout(family: str, layout):
+    """The layout the family's stage reads and writes (FlexVAR: runs/<profile>/flexvar/...)."""
+    if family not in FAMILIES:
+        raise ValueError(f"--family must be one of {', '.join(FAMILIES)}, got {family!r}")
+    return layout if family == "var" else layout.family(family)
 
 
 def app(doc: str) -> typer.Typer:

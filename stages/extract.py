@@ -1,4 +1,5 @@
-"""Stage `extract`: token maps of the real training images (tokens.real_per_class per class)."""
+"""Stage `extract`: token maps of the real training images (tokens.real_per_class per class); with
+--family flexvar (stage flex_extract) the FlexVAE maps of the same images."""
 from pathlib import Path
 
 import _stage
@@ -7,11 +8,16 @@ app = _stage.app(__doc__)
 
 
 @app.command()
-def main(params: Path = _stage.PARAMS, root: Path = _stage.ROOT):
+def main(params: Path = _stage.PARAMS, root: Path = _stage.ROOT, family: str = _stage.FAMILY):
+    from lsrs import flex
     from lsrs.runs import extract_real_tokens
 
-    _stage.run(lambda p, layout: extract_real_tokens(p, layout.tokenizer, layout.real_tokens, log=_stage.echo),
-               params, root)
+    def step(p, layout):
+        layout = _stage.family_layout(family, layout)
+        extract = flex.extract_real_tokens if family == "flexvar" else extract_real_tokens
+        extract(p, layout.tokenizer, layout.real_tokens, log=_stage.echo)
+
+    _stage.run(step, params, root)
 
 
 if __name__ == "__main__":

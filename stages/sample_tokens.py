@@ -1,4 +1,5 @@
-"""Stage `sample_tokens@<name>`: generated token maps of the VAR var.depths.<name> (the scorer's negatives)."""
+"""Stage `sample_tokens@<name>`: generated token maps of the VAR var.depths.<name> (the scorer's
+negatives); with --family flexvar (stage flex_sample_tokens, no --name) those of the FlexVAR."""
 from pathlib import Path
 
 import typer
@@ -9,13 +10,21 @@ app = _stage.app(__doc__)
 
 
 @app.command()
-def main(name: str = typer.Option(..., help="A var.depths name, e.g. d4."), params: Path = _stage.PARAMS,
-         root: Path = _stage.ROOT):
+def main(name: str = typer.Option(None, help="A var.depths name, e.g. d4 (family var)."),
+         params: Path = _stage.PARAMS, root: Path = _stage.ROOT, family: str = _stage.FAMILY):
+    from lsrs import flex
     from lsrs.runs import sample_generated_tokens
 
-    _stage.run(lambda p, layout: sample_generated_tokens(p, layout.tokenizer, layout.var(name),
-                                                         layout.generated_tokens(name), log=_stage.echo),
-               params, root)
+    def step(p, layout):
+        layout = _stage.family_layout(family, layout)
+        if family == "flexvar":
+            flex.sample_generated_tokens(p, layout.tokenizer, layout.var(flex.FAMILY),
+                                         layout.generated_tokens(flex.FAMILY), log=_stage.echo)
+        else:
+            sample_generated_tokens(p, layout.tokenizer, layout.var(name), layout.generated_tokens(name),
+                                    log=_stage.echo)
+
+    _stage.run(step, params, root)
 
 
 if __name__ == "__main__":

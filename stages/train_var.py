@@ -1,5 +1,6 @@
 """Stage `var@<name>`: train the VAR var.depths.<name> on the tokenizer's token maps (mini), or check
-and link its checkpoint (paper: the official var_dNN.pth, sha256 and keys)."""
+and link its checkpoint (paper: the official var_dNN.pth, sha256 and keys). With --family flexvar
+(stage flex_var) the same for the FlexVAR of the flexvar section (no --name)."""
 from pathlib import Path
 
 import typer
@@ -10,18 +11,25 @@ app = _stage.app(__doc__)
 
 
 @app.command()
-def main(name: str = typer.Option(..., help="A var.depths name, e.g. d4."), params: Path = _stage.PARAMS,
-         root: Path = _stage.ROOT):
+def main(name: str = typer.Option(None, help="A var.depths name, e.g. d4 (family var)."),
+         params: Path = _stage.PARAMS, root: Path = _stage.ROOT, family: str = _stage.FAMILY):
+    from lsrs import flex
     from lsrs.runs import link_var, train_var
 
     def step(p, layout):
-        if name not in p.var.depths:
+        layout = _stage.family_layout(family, layout)
+        if family == "flexvar":
+            out = layout.var(flex.FAMILY)
+            flex.train_model(p, layout.tokenizer, out, log=_stage.echo)
+        elif name not in p.var.depths:
             raise ValueError(f"var.depths has no {name!r} (known: {', '.join(p.var.depths)})")
-        if p.var.depths[name].checkpoint:
+        elif p.var.depths[name].checkpoint:
             link_var(p, name, layout.var(name), log=_stage.echo)
             return
-        train_var(p, layout.tokenizer, layout.var(name), depth=name, log=_stage.echo)
-        _stage.drop_scratch(layout.var(name))
+        else:
+            out = layout.var(name)
+            train_var(p, layout.tokenizer, out, depth=name, log=_stage.echo)
+        _stage.drop_scratch(out)
 
     _stage.run(step, params, root)
 

@@ -118,6 +118,13 @@ def test_repro_makes_every_output_then_is_a_noop(tiny_repo):
         assert (repo / f"metrics/sweeps/{name}.csv").is_file()
     import pandas as pd
 
+    for name in params.flexvar.sweeps:
+        assert (repo / f"metrics/sweeps/flexvar_{name}.csv").is_file()
+    assert (repo / "runs/mini/flexvar/var/flexvar/flexvar.pth").is_file()
+    assert (repo / "runs/mini/flexvar/scorers/flexvar/scorer.pth").is_file()
+    flex = pd.read_csv(repo / "metrics/sweeps/flexvar_m_st2.csv")
+    assert list(flex["M"]) == [1, 2, 4] and set(flex["var"]) == {"flexvar"} and flex["fid"].notna().all()
+    assert "FlexVAR" in (repo / "reports/table01.md").read_text()
     m_sweep = pd.read_csv(repo / "metrics/sweeps/m_st2.csv")
     assert list(m_sweep["M"]) == [1, 2, 4] and m_sweep["fid"].notna().all()
     assert m_sweep.loc[0, "fid_diff"] == 0.0  # the baseline row
