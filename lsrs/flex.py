@@ -48,7 +48,7 @@ def skipped(params: Params, out_dir: Path, log: Callable[[str], None] = print) -
 # --------------------------------------------------------------------------- models
 def load_tokenizer(path: str | Path) -> FlexVAE:
     """A FlexVAE from a run folder (trained here, or linking FlexVAE.pth) or a .pth (official config)."""
-    ckpt, side = R._resolve(path, "flexvae")
+    ckpt, side = R.resolve_checkpoint(path, "flexvae")
     cfg = config_from_json(FlexVAEConfig, side) if side.is_file() else FlexVAEConfig()
     return load_into(FlexVAE(cfg), ckpt, "FlexVAE checkpoint", tolerate=()).eval().requires_grad_(False)
 
@@ -58,7 +58,7 @@ def load_model(path: str | Path, vae: FlexVAE, patch_nums: tuple[int, ...]) -> F
     `patch_nums`; its vocabulary and code width are checked against `vae`."""
     from lsrs.models.flexvar import MASK_KEY, read_flexvar_state
 
-    ckpt, side = R._resolve(path, "flexvar")
+    ckpt, side = R.resolve_checkpoint(path, "flexvar")
     cfg = dataclasses.replace(config_from_json(FlexVARConfig, side), patch_nums=tuple(patch_nums))
     t = vae.cfg
     if (cfg.vocab_size, cfg.z_channels) != (t.codebook_size, t.codebook_embed_dim):
@@ -98,7 +98,7 @@ def train_tokenizer(params: Params, out_dir: Path, log: Callable[[str], None] = 
         f"{len(train_set)} training images")
     t0 = time.time()
     T.FlexVAETrainer(vae, train_set, fx.tokenizer.train, fx.patch_nums, out_dir, log).fit()
-    quality = T.flexvae_quality(vae, test_set, fx.patch_nums)
+    quality = T.tokenizer_quality(vae, test_set, patch_nums=fx.patch_nums)
     quality["train_seconds_this_run"] = time.time() - t0
     T.save_model(vae, cfg, out_dir, "flexvae")
     T.write_json(quality, out_dir / "flexvae_metrics.json")
@@ -127,22 +127,12 @@ def train_model(params: Params, tokenizer_dir: Path, out_dir: Path, log: Callabl
     if cfg.num_classes != train_set.num_classes:
         raise ValueError(f"flexvar.var.model.num_classes is {cfg.num_classes}, the data has "
                          f"{train_set.num_classes} classes")
-    tokens = T.encode_tokens(vae, train_set, desc="encode training tokens", patch_nums=fx.patch_nums)
+    train = (T.encode_tokens(vae, train_set, desc="encode training tokens", patch_nums=fx.patch_nums), train_set.labels)
+    test = (T.encode_tokens(vae, test_set, desc="encode test tokens", patch_nums=fx.patch_nums), test_set.labels)
     torch.manual_seed(fx.var.train.optim.seed)
     var = FlexVAR(cfg)
     var.init_weights(gamma_scale=fx.var.train.gamma_init)
-    log(f"FlexVAR depth {cfg.depth} width {cfg.embed_dim}: {sum(p.numel() for p in var.parameters()):,} parameters")
-    t0 = time.time()
-    T.VarTrainer(var, vae, tokens, train_set.labels, fx.var.train, out_dir, log).fit()
-    test_tokens = T.encode_tokens(vae, test_set, desc="encode test tokens", patch_nums=fx.patch_nums)
-    metrics = T.var_validation(var, vae, test_tokens, test_set.labels)
-    metrics["train_seconds_this_run"] = time.time() - t0
-    T.save_model(var, cfg, out_dir, "flexvar")
-    T.write_json(metrics, out_dir / "flexvar_metrics.json")
-    T.plot_history(out_dir / "var_loss.csv", out_dir / "flexvar_loss.png", ("loss", "grad_norm"),
-                   f"mini FlexVAR d{cfg.depth} training")
-    log(f"FlexVAR: test cross-entropy {metrics['ce_mean']:.4f}")
-    return metrics
+    return T.fit_next_scale(var, vae, train, test, fx.var.train, out_dir, "flexvar", log)
 
 
 # --------------------------------------------------------------------------- LSRS data and scorer
@@ -156,7 +146,7 @@ def extract_real_tokens(params: Params, tokenizer_dir: Path, out_dir: Path, log:
     vae = load_tokenizer(tokenizer_dir).to(rt.device)
     data, index = R.load_data(params, "train").first_per_class(params.tokens.real_per_class)
     meta = {"source": f"{params.data.dataset} train", "real_per_class": params.tokens.real_per_class,
-            "image_size": params.data.image_size, "tokenizer": R._model_id(tokenizer_dir, "flexvae")}
+            "image_size": params.data.image_size, "tokenizer": R.model_id(tokenizer_dir, "flexvae")}
     log(f"flex extract: {len(data)} real images -> FlexVAE maps {params.flexvar.patch_nums} in {out_dir}")
     return extract_real(vae, data, out_dir, meta, ids=index, shard_size=params.tokens.shard_size,
                         batch_size=params.tokens.encode_batch_size, log=log, runtime=rt,
@@ -174,7 +164,7 @@ def sample_generated_tokens(params: Params, tokenizer_dir: Path, var_dir: Path, 
     vae = load_tokenizer(tokenizer_dir).to(rt.device)
     var = load_model(var_dir, vae, fx.patch_nums).to(rt.device)
     sampling = dataclasses.replace(fx.sampling, seed=params.tokens.seed)
-    meta = {"var": R._model_id(var_dir, "flexvar"), "tokenizer": R._model_id(tokenizer_dir, "flexvae")}
+    meta = {"var": R.model_id(var_dir, "flexvar"), "tokenizer": R.model_id(tokenizer_dir, "flexvae")}
     log(f"flex sample-tokens: {params.tokens.generated_per_class} maps per class x {var.cfg.num_classes} classes "
         f"-> {out_dir}")
     return sample_generated(var, vae, out_dir, params.tokens.generated_per_class, sampling, meta,

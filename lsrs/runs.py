@@ -40,7 +40,7 @@ def load_data(params: Params, split: str = "train"):
     return load_fashion_mnist(d.root, split, pad_to=d.image_size, limit=limit)
 
 
-def _resolve(path: str | Path, name: str) -> tuple[Path, Path]:
+def resolve_checkpoint(path: str | Path, name: str) -> tuple[Path, Path]:
     """(checkpoint, config sidecar) for a run folder (trained here, or linking an official file) or a .pth."""
     from lsrs.checkpoint import linked_checkpoint
 
@@ -55,7 +55,7 @@ def _resolve(path: str | Path, name: str) -> tuple[Path, Path]:
 
 def load_tokenizer(path: str | Path) -> VQVAE:
     """A VQ-VAE from a run folder or a .pth; without a JSON sidecar the official config is assumed."""
-    ckpt, side = _resolve(path, "tokenizer")
+    ckpt, side = resolve_checkpoint(path, "tokenizer")
     cfg = config_from_json(TokenizerConfig, side) if side.is_file() else TokenizerConfig()
     hint = "" if side.is_file() else "(no JSON config beside it, so the official vae_ch160v4096z32 config was assumed)"
     vae = load_into(VQVAE(cfg), ckpt, "tokenizer checkpoint", hint)
@@ -64,7 +64,7 @@ def load_tokenizer(path: str | Path) -> VQVAE:
 
 def load_var(path: str | Path, tokenizer: VQVAE | None = None) -> VAR:
     """A VAR from a run folder or a .pth; an official var_dNN.pth gets its depth from its keys."""
-    ckpt, side = _resolve(path, "var")
+    ckpt, side = resolve_checkpoint(path, "var")
     if side.is_file():
         cfg = config_from_json(TransformerConfig, side)
     else:
@@ -157,22 +157,13 @@ def train_var(params: Params, tokenizer_dir: Path, out_dir: Path, depth: int | N
     train_set, test_set = load_data(params, "train"), load_data(params, "test")
     if cfg.num_classes != train_set.num_classes:
         raise ValueError(f"var.model.num_classes is {cfg.num_classes}, the data has {train_set.num_classes} classes")
-    shared = _resolve(tokenizer_dir, "tokenizer")[0].parent / TRAIN_TOKENS  # written by train_tokenizer
+    shared = resolve_checkpoint(tokenizer_dir, "tokenizer")[0].parent / TRAIN_TOKENS  # written by train_tokenizer
     tokens = _cached_tokens(vae, train_set, shared if shared.is_file() else out_dir / TRAIN_TOKENS, tokenizer_dir)
     torch.manual_seed(params.var.train.optim.seed)
     var = VAR(cfg)
     var.init_weights(gamma_scale=params.var.train.gamma_init)
-    log(f"VAR depth {cfg.depth} width {cfg.embed_dim}: {sum(p.numel() for p in var.parameters()):,} parameters")
-    t0 = time.time()
-    T.VarTrainer(var, vae, tokens, train_set.labels, params.var.train, out_dir, log).fit()
-    metrics = T.var_validation(var, vae, T.encode_tokens(vae, test_set, desc="encode test tokens"), test_set.labels)
-    metrics["train_seconds_this_run"] = time.time() - t0
-    T.save_model(var, cfg, out_dir, "var")
-    T.write_json(metrics, out_dir / "var_metrics.json")
-    T.plot_history(out_dir / "var_loss.csv", out_dir / "var_loss.png", ("loss", "grad_norm"),
-                   f"mini VAR d{cfg.depth} training")
-    log(f"VAR: test cross-entropy {metrics['ce_mean']:.4f}")
-    return metrics
+    test = (T.encode_tokens(vae, test_set, desc="encode test tokens"), test_set.labels)
+    return T.fit_next_scale(var, vae, (tokens, train_set.labels), test, params.var.train, out_dir, "var", log)
 
 
 TRAIN_TOKENS = "train_tokens.pt"
@@ -183,7 +174,7 @@ def _cached_tokens(vae: VQVAE, data: ImageSet, path: Path, tokenizer_dir: Path) 
     depth reuses them) or next to the VAR run; keyed by the tokenizer's content and the image count."""
     from lsrs.checkpoint import sha256_file
 
-    ckpt, _ = _resolve(tokenizer_dir, "tokenizer")
+    ckpt, _ = resolve_checkpoint(tokenizer_dir, "tokenizer")
     key = (sha256_file(ckpt), len(data))
     if path.is_file():
         cached = torch.load(path, weights_only=False)
@@ -304,12 +295,12 @@ def random_scale_grid(var: VAR, vae: VQVAE, sampling, out_png: Path, classes: li
 
 
 # --------------------------------------------------------------------------- LSRS data and scorer
-def _model_id(folder: Path, name: str) -> dict:
+def model_id(folder: Path, name: str) -> dict:
     """What identifies a model in a store's meta: its file and content hash (for a linked official
     file the hash its stage checked, so gigabytes are not hashed again)."""
     from lsrs.checkpoint import SOURCE_SUFFIX, sha256_file
 
-    ckpt = _resolve(folder, name)[0]
+    ckpt = resolve_checkpoint(folder, name)[0]
     link = Path(folder) / f"{name}{SOURCE_SUFFIX}"
     sha = json.loads(link.read_text())["sha256"] if link.is_file() else sha256_file(ckpt)
     return {"path": str(ckpt), "sha256": sha}
@@ -325,7 +316,7 @@ def extract_real_tokens(params: Params, tokenizer_dir: Path, out_dir: Path, log:
         raise ValueError(f"the tokenizer makes {vae.cfg.image_size}px images, data.image_size is {params.data.image_size}")
     data, index = load_data(params, "train").first_per_class(params.tokens.real_per_class)
     meta = {"source": f"{params.data.dataset} train", "real_per_class": params.tokens.real_per_class,
-            "image_size": params.data.image_size, "tokenizer": _model_id(tokenizer_dir, "tokenizer")}
+            "image_size": params.data.image_size, "tokenizer": model_id(tokenizer_dir, "tokenizer")}
     if params.data.dataset == "imagenet":
         meta.update(crop=params.data.crop, crop_seed=params.data.crop_seed)
     log(f"extract: {len(data)} real images -> token maps in {out_dir}")
@@ -342,7 +333,7 @@ def sample_generated_tokens(params: Params, tokenizer_dir: Path, var_dir: Path, 
     vae = load_tokenizer(tokenizer_dir).to(rt.device)
     var = load_var(var_dir, vae).to(rt.device)
     sampling = dataclasses.replace(params.sampling, seed=params.tokens.seed)
-    meta = {"var": _model_id(var_dir, "var"), "tokenizer": _model_id(tokenizer_dir, "tokenizer")}
+    meta = {"var": model_id(var_dir, "var"), "tokenizer": model_id(tokenizer_dir, "tokenizer")}
     log(f"sample-tokens: {params.tokens.generated_per_class} maps per class x {var.cfg.num_classes} classes "
         f"-> {out_dir}")
     return sample_generated(var, vae, out_dir, params.tokens.generated_per_class, sampling, meta,

@@ -259,42 +259,30 @@ class FlexVAETrainer(TokenizerTrainer):
 
 
 @torch.no_grad()
-def flexvae_quality(vae: FlexVAE, data: ImageSet, patch_nums: tuple[int, ...], batch_size: int = 500) -> dict:
-    """Reconstruction MSE from the last scale (pixels in [-1, 1] and [0, 1]) and code usage per scale."""
+def tokenizer_quality(vae: VQVAE | FlexVAE, data: ImageSet, batch_size: int = 500,
+                      patch_nums: tuple[int, ...] | None = None) -> dict:
+    """Reconstruction MSE (pixels in [-1, 1] and in [0, 1]) and codebook usage per scale on `data`;
+    a FlexVAE is read over the schedule `patch_nums` and decodes from its last scale."""
     vae.eval()
+    scales = patch_nums or vae.cfg.patch_nums
+    vocab = vae.quantize.embedding.num_embeddings
     sq, n = 0.0, 0
-    used = torch.zeros(len(patch_nums), vae.cfg.codebook_size, dtype=torch.bool)
-    for start in tqdm(range(0, len(data), batch_size), desc="flexvae quality", unit="batch", leave=False):
-        x = data.as_float(slice(start, start + batch_size))
-        idx = vae.img_to_idx(x, patch_nums)
-        sq += float(F.mse_loss(vae.decode_idx(idx[-1], patch_nums[-1]), x, reduction="sum"))
-        n += x.numel()
-        for si, t in enumerate(idx):
-            used[si, t.flatten()] = True
-    mse = sq / n
-    return {"images": len(data), "mse_pm1": mse, "mse_01": mse / 4, "psnr_db_01": 10 * math.log10(4 / mse),
-            "codes_used_total": int(used.any(0).sum()), "vocab_size": vae.cfg.codebook_size,
-            "codes_used_per_scale": used.sum(1).tolist()}
-
-
-@torch.no_grad()
-def tokenizer_quality(vae: VQVAE, data: ImageSet, batch_size: int = 500) -> dict:
-    """Reconstruction MSE (pixels in [-1, 1] and in [0, 1]) and codebook usage per scale on `data`."""
-    vae.eval()
-    sq, n = 0.0, 0
-    used = torch.zeros(len(vae.cfg.patch_nums), vae.cfg.vocab_size, dtype=torch.bool)
+    used = torch.zeros(len(scales), vocab, dtype=torch.bool)
     for start in tqdm(range(0, len(data), batch_size), desc="tokenizer quality", unit="batch", leave=False):
         x = data.as_float(slice(start, start + batch_size))
-        idx, fhats = vae.quantize.quantize(vae.encode(x))
-        rec = vae.fhat_to_img(fhats[-1])
+        if patch_nums is None:
+            idx, fhats = vae.quantize.quantize(vae.encode(x))
+            rec = vae.fhat_to_img(fhats[-1])
+        else:
+            idx = vae.img_to_idx(x, patch_nums)
+            rec = vae.decode_idx(idx[-1], patch_nums[-1])
         sq += float(F.mse_loss(rec, x, reduction="sum"))
         n += x.numel()
         for si, t in enumerate(idx):
             used[si, t.flatten()] = True
     mse = sq / n
     return {"images": len(data), "mse_pm1": mse, "mse_01": mse / 4, "psnr_db_01": 10 * math.log10(4 / mse),
-            "codes_used_total": int(used.any(0).sum()), "vocab_size": vae.cfg.vocab_size,
-            "codes_used_per_scale": used.sum(1).tolist()}
+            "codes_used_total": int(used.any(0).sum()), "vocab_size": vocab, "codes_used_per_scale": used.sum(1).tolist()}
 
 
 # --------------------------------------------------------------------------- VAR
@@ -367,6 +355,26 @@ def var_validation(var: VAR, vae: VQVAE, tokens: torch.Tensor, labels: torch.Ten
     weights = torch.tensor([pn * pn for pn in var.cfg.patch_nums], dtype=torch.float)
     return {"tokens": n, "ce_per_scale": (ce / n).tolist(), "acc_per_scale": (acc / n).tolist(),
             "ce_mean": float((ce / n * weights).sum() / weights.sum())}
+
+
+def fit_next_scale(var: VAR, vae: VQVAE | FlexVAE, train: tuple[torch.Tensor, torch.Tensor],
+                   test: tuple[torch.Tensor, torch.Tensor], cfg: VarTrainConfig, out_dir: Path, name: str,
+                   log: Callable[[str], None] = print) -> dict:
+    """Train a VAR or FlexVAR on (tokens, labels), validate it on the test maps and write `name`.pth/.json,
+    `name`_metrics.json and the loss plot; returns the validation metrics."""
+    kind = type(var).__name__
+    log(f"{kind} depth {var.cfg.depth} width {var.cfg.embed_dim}: {sum(p.numel() for p in var.parameters()):,} "
+        f"parameters")
+    t0 = time.time()
+    VarTrainer(var, vae, *train, cfg, out_dir, log).fit()
+    metrics = var_validation(var, vae, *test)
+    metrics["train_seconds_this_run"] = time.time() - t0
+    save_model(var, var.cfg, out_dir, name)
+    write_json(metrics, Path(out_dir) / f"{name}_metrics.json")
+    plot_history(Path(out_dir) / "var_loss.csv", Path(out_dir) / f"{name}_loss.png", ("loss", "grad_norm"),
+                 f"mini {kind} d{var.cfg.depth} training")
+    log(f"{kind}: test cross-entropy {metrics['ce_mean']:.4f}")
+    return metrics
 
 
 def save_model(model: nn.Module, cfg, out_dir: Path, name: str) -> Path:

@@ -350,3 +350,142 @@ def test_scorer_trains_on_flexvar_maps(tmp_path):
                            tmp_path, log=lambda m: None, input_fn=make_input("flexvar", vae, 4, FLEX_PNS))
     assert len(metrics["val_acc_per_scale"]) == len(FLEX_PNS) and (tmp_path / "scorer.pth").is_file()
     assert np.mean(metrics["val_acc_per_scale"]) > 0.5  # disjoint code ranges: learnable
+
+
+# --------------------------------------------------------------------------- the pipeline's FlexVAR family
+def _blobs(n: int = 64, side: int = 8):
+    """Images with structure a tiny FlexVAE can learn: a bright square at a class-dependent place."""
+    from lsrs.data import ImageSet
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.zeros(n, 1, side, side, dtype=torch.uint8)
+    labels = torch.arange(n) % 4
+    for i, c in enumerate(labels.tolist()):
+        r, col = divmod(c, 2)
+        images[i, 0, 4 * r:4 * r + 4, 4 * col:4 * col + 4] = 200 + int(torch.randint(55, (1,), generator=g))
+    return ImageSet(images, labels, 4)
+
+
+def test_flexvae_training_lowers_the_loss_and_round_trips(tmp_path):
+    from lsrs import flex
+    from lsrs import train as T
+
+    torch.manual_seed(0)
+    vae, data, pns = FlexVAE(_tiny_vae_cfg()), _blobs(), (1, 2, 4)
+    cfg = T.FlexVAETrainConfig(optim=T.OptimConfig(steps=40, batch_size=16, lr=3e-3, warmup_steps=2,
+                                                   checkpoint_every=20), restart_every=10)
+    trainer = T.FlexVAETrainer(vae, data, cfg, pns, tmp_path, log=lambda m: None)
+    trainer.fit()
+    losses = [row["loss"] for row in trainer.history]
+    assert sum(losses[-5:]) < 0.5 * sum(losses[:5])
+    assert trainer.history[-1]["codes_used"] >= 2
+    quality = T.tokenizer_quality(vae, data, patch_nums=pns)
+    assert len(quality["codes_used_per_scale"]) == 3 and quality["mse_pm1"] < 0.5
+    T.save_model(vae, vae.cfg, tmp_path, "flexvae")
+    again = flex.load_tokenizer(tmp_path)
+    assert again.cfg == vae.cfg and _same_params(again, vae)
+
+
+def test_flexvar_training_step_runs_on_the_schedule_and_loads_back(tmp_path):
+    from lsrs import flex
+    from lsrs import train as T
+
+    torch.manual_seed(0)
+    vae, data, pns = FlexVAE(_tiny_vae_cfg()).eval(), _blobs(), (1, 2, 4)
+    tokens = T.encode_tokens(vae, data, patch_nums=pns)
+    assert tokens.shape == (len(data), 1 + 4 + 16)
+    var = _tiny_var(num_classes=4, patch_nums=pns)
+    var.train()
+    cfg = T.VarTrainConfig(optim=T.OptimConfig(steps=3, batch_size=8, warmup_steps=1, checkpoint_every=3))
+    T.VarTrainer(var, vae, tokens, data.labels, cfg, tmp_path, log=lambda m: None).fit()
+    metrics = T.var_validation(var, vae, tokens, data.labels)
+    assert len(metrics["ce_per_scale"]) == 3 and metrics["ce_mean"] > 0
+    T.save_model(var, var.cfg, tmp_path, "flexvar")
+    loaded = flex.load_model(tmp_path, vae, (1, 2, 3, 4))  # another schedule: the mask follows it
+    assert _same_params(loaded, var) and loaded.patch_nums == (1, 2, 3, 4)
+    other = FlexVAE(FlexVAEConfig(**{**_tiny_vae_cfg().__dict__, "codebook_size": 32}))
+    with pytest.raises(CheckpointError, match="does not match the FlexVAE"):
+        flex.load_model(tmp_path, other, pns)
+
+
+def test_generate_model_dispatches_on_the_family():
+    from lsrs.sampler import PerSampleRNG, TokenSampler, generate_flex, generate_model
+
+    vae, var = _flex_models()
+    labels = torch.tensor([0, 2])
+
+    def sel():
+        return TokenSampler(PerSampleRNG(0, torch.arange(2)), top_k=10, top_p=0.9)
+
+    a = generate_model(var, vae, labels, sel(), cfg=2.5)
+    b = generate_flex(var, vae, labels, sel(), FLEX_PNS, cfg=2.5)
+    assert all(torch.equal(x, y) for x, y in zip(a.idx, b.idx)) and torch.equal(a.images, b.images)
+
+
+def test_disabled_family_stages_are_noops_and_reports_say_not_measured(tmp_path):
+    import dataclasses
+
+    import pandas as pd
+
+    from lsrs import flex, report
+    from lsrs.ablations import ROW_COLUMNS
+    from lsrs.config import load_params
+    from lsrs.layout import Layout
+
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    params = dataclasses.replace(params, flexvar=dataclasses.replace(params.flexvar, enabled=False))
+    layout = Layout.at(tmp_path / "runs").family(flex.FAMILY)
+    assert layout.tokenizer == tmp_path / "runs" / "flexvar" / "tokenizer"
+    assert layout.evaluator == tmp_path / "runs" / "evaluator" and layout.reference == tmp_path / "runs" / "reference.npz"
+    assert flex.train_tokenizer(params, layout.tokenizer, log=lambda m: None) == {}
+    assert json.loads((layout.tokenizer / "skipped.json").read_text())["skipped"].startswith("flexvar.enabled")
+    assert flex.run_sweep(params, "m_st2", layout, layout.sweep("m_st2"), log=lambda m: None) == []
+    empty = pd.read_csv(layout.sweep("m_st2") / "results.csv")
+    assert list(empty.columns) == ROW_COLUMNS and empty.empty
+    (tmp_path / "metrics" / "sweeps").mkdir(parents=True)
+    empty.to_csv(tmp_path / "metrics" / "sweeps" / "flexvar_m_st2.csv", index=False)
+    res = report.load_results(params, tmp_path / "metrics", tmp_path / "runs")
+    assert report.claim_flexvar(res).verdict == "not measured"
+    assert not any("FlexVAR sweep" in m for m in res.missing)  # disabled: nothing is missing
+
+
+def test_paper_profile_checks_and_links_the_official_files(tmp_path):
+    """flexvar.tokenizer/var.checkpoint: sha256 pin, keys and shapes (the trainer wrapper and a foreign
+    mask shape are accepted, as official loaders do), then the run folders point at the files."""
+    import dataclasses
+
+    from lsrs import flex
+    from lsrs.checkpoint import sha256_file
+    from lsrs.config import load_params
+
+    torch.manual_seed(0)
+    vae, var = FlexVAE(_tiny_vae_cfg()), _tiny_var()
+    torch.save({"model": vae.state_dict()}, tmp_path / "FlexVAE.pth")
+    state = {**var.state_dict(), MASK_KEY: torch.zeros(1, 1, 688, 688)}
+    torch.save({"trainer": {"var_wo_ddp": state}}, tmp_path / "FlexVARd2.pth")
+    params = load_params(Path(__file__).resolve().parents[1] / "params-imagenet.yaml")
+    fx = params.flexvar
+    shape = dataclasses.replace(fx.var.model, depth=2, width=32, num_heads=2, num_classes=5, pos_grid=8,
+                                cond_drop_rate=0.0)
+
+    def with_files(vae_sha, var_sha):
+        return dataclasses.replace(params, flexvar=dataclasses.replace(
+            fx, tokenizer=dataclasses.replace(fx.tokenizer, model=vae.cfg, checkpoint=str(tmp_path / "FlexVAE.pth"),
+                                              sha256=vae_sha),
+            var=dataclasses.replace(fx.var, model=shape, checkpoint=str(tmp_path / "FlexVARd2.pth"), sha256=var_sha)))
+
+    out = tmp_path / "runs" / "flexvar"
+    with pytest.raises(CheckpointError, match="This file's sha256 is " + sha256_file(tmp_path / "FlexVAE.pth")):
+        flex.train_tokenizer(with_files(None, None), out / "tokenizer", log=lambda m: None)
+    good = with_files(sha256_file(tmp_path / "FlexVAE.pth"), sha256_file(tmp_path / "FlexVARd2.pth"))
+    flex.train_tokenizer(good, out / "tokenizer", log=lambda m: None)
+    flex.train_model(good, out / "tokenizer", out / "var", log=lambda m: None)
+    assert not (out / "tokenizer" / "flexvae.pth").exists()  # linked, not copied
+    linked_vae = flex.load_tokenizer(out / "tokenizer")
+    linked_var = flex.load_model(out / "var", linked_vae, fx.patch_nums)
+    assert _same_params(linked_vae, vae) and _same_params(linked_var, var)
+    assert linked_var.patch_nums == fx.patch_nums
+    torch.save(_tiny_var(depth=3).state_dict(), tmp_path / "FlexVARd2.pth")  # replaced by a foreign file
+    wrong = with_files(good.flexvar.tokenizer.sha256, sha256_file(tmp_path / "FlexVARd2.pth"))
+    with pytest.raises(CheckpointError, match="does not fit the model"):
+        flex.train_model(wrong, out / "tokenizer", tmp_path / "other", log=lambda m: None)

@@ -74,6 +74,7 @@ def smoke_params(sha: dict[str, str]) -> dict:
     p["ablations"]["cost"] = {"batch_size": 2, "M": [1, 2], "ST": 2, "repeats": 1}
     p["ablations"]["grids"] = {"images": 1, "M": [1, 2], "ST": [1, 2], "M_fixed": 2, "ST_fixed": 2, "seed": 0}
     p["runtime"].update(precision="bf16", launch="python")  # fp16 autocast is ~10x slower than fp32 on a CPU
+    p["flexvar"]["enabled"] = False  # the switch: the flex_* stages record that they had nothing to do
     return p
 
 
@@ -118,6 +119,9 @@ def test_every_stage_of_the_paper_profile_runs(paper_repo):
         assert (repo / "metrics" / "sweeps" / f"{family}.csv").is_file()
     assert (repo / "metrics" / "cost.csv").is_file() and (runs / "figures" / "random_scales.png").is_file()
     assert (repo / "reports" / "README.md").is_file() and (repo / "reports" / "table01.md").is_file()
+    for folder in ("tokenizer", "var/flexvar", "tokens/real", "scorers/flexvar", "sweeps/m_st2"):
+        assert json.loads((runs / "flexvar" / folder / "skipped.json").read_text())["skipped"]
+    assert "FlexVAR: not measured" in (repo / "reports" / "table01.md").read_text()
     out = _run([str(DVC), "repro"], repo).stdout
     assert "Running stage" not in out
 

@@ -58,6 +58,13 @@ def test_tiny_params_valid_and_consistent_with_params_yaml(tmp_path):
     ("ablations.sweeps.topk.k", [512], "ablations.sweeps.topk.k: every k must be in 1..min(M)"),
     ("ablations.sweeps.loss.scorers", ["nope"], "ablations.sweeps.loss.scorers: 'nope' is not a scorer run"),
     ("scorer.runs.d4-pairwise.var", "d3", "scorer.runs.d4-pairwise.var: must name one of var.depths"),
+    ("flexvar.patch_nums", [1, 2, 4], "flexvar.patch_nums: the last scale must be the FlexVAE latent size 8"),
+    ("flexvar.patch_nums", [1, 3, 2, 8], "flexvar: a patch schedule must be strictly increasing"),
+    ("flexvar.scorer.model.in_channels", 32, "flexvar.scorer.model.in_channels: must equal"),
+    ("flexvar.scorer.model.num_scales", 5, "flexvar.scorer.model.num_scales: must equal the number of scales"),
+    ("flexvar.scorer.model.input_kind", "var", "flexvar.scorer.model.input_kind: must be 'flexvar'"),
+    ("flexvar.sweeps.m_st2.ST", [9], "flexvar.sweeps.m_st2.ST: every ST must be in 1..7"),
+    ("flexvar.var.model.width", 129, "flexvar.var.model: var.width 129 is not divisible by num_heads 2"),
 ])
 def test_bad_values_name_the_key(tmp_path, key, value, message):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())

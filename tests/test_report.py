@@ -21,6 +21,7 @@ SCALES = 7  # params.yaml's mini tokenizer
 M_FID = {2: 1.90, 4: 1.80, 8: 1.75, 16: 1.70, 32: 1.68, 64: 1.67, 128: 1.60, 256: 1.75, 512: 1.80, 1024: 1.85}
 ST_FID = {1: 2.30, 2: 1.68, 3: 1.75, 4: 1.80, 5: 1.85, 6: 1.90, 7: 1.95}
 BASE_FID, HALF = 2.0, 0.02  # plain VAR FID; half-width of every paired interval
+FLEX_FID = 2.23  # plain FlexVAR FID
 
 
 def sweep_row(family: str, var: str, scorer: str | None, M: int = 1, ST: int = 1, k: int = 1, fid: float = BASE_FID,
@@ -54,7 +55,13 @@ def sweeps(m_fid: dict = M_FID, half: float = HALF) -> dict[str, list[dict]]:
                  [sweep_row("depth", "d2", "d2-pairwise", M=m, ST=2, fid=3.0 - 0.1 * np.log2(m), base=3.0)
                   for m in (4, 128)],
     }
-    return {name: [dict(base, family=name)] + rows if name != "depth" else rows for name, rows in fam.items()}
+    flex_base = sweep_row("x", "flexvar", None, fid=FLEX_FID, base=FLEX_FID)
+    fam["flexvar_m_st2"] = [sweep_row("flexvar_m_st2", "flexvar", "flexvar", M=m, ST=2, fid=FLEX_FID - 0.1 * np.log2(m),
+                                      base=FLEX_FID, half=half) for m in (2, 4, 8, 16, 32)]
+    fam["flexvar_st_m4"] = [sweep_row("flexvar_st_m4", "flexvar", "flexvar", M=4, ST=st, fid=FLEX_FID - 0.1,
+                                      base=FLEX_FID, half=half) for st in range(1, SCALES + 1)]
+    return {name: rows if name == "depth" else [dict(flex_base if name.startswith("flexvar") else base, family=name)]
+            + rows for name, rows in fam.items()}
 
 
 def analysis_entry(scorer: str, var: str, accs: list[float], without_first: bool = False,
@@ -175,7 +182,10 @@ def test_tables_have_the_papers_rows_and_columns(results):
     measured = t1[t1["source"].str.startswith("this run")]
     assert list(measured["Model"]) == ["VAR-d4 (main run)", "+ LSRS M=32, ST=2 (main run)", "VAR-d4 (m_st2 sweep)",
                                        "+ LSRS M=4, ST=2", "+ LSRS M=128, ST=2", "VAR-d2 (depth sweep)",
-                                       "+ LSRS M=4, ST=2", "+ LSRS M=128, ST=2"]
+                                       "+ LSRS M=4, ST=2", "+ LSRS M=128, ST=2", "FlexVAR-d4 (flexvar_m_st2 sweep)",
+                                       "+ LSRS M=2, ST=2 (r_k scorer)", "+ LSRS M=4, ST=2 (r_k scorer)"]
+    assert list(measured["Step"].iloc[-3:]) == ["7", "7", "7"]  # flexvar.patch_nums
+    assert measured[report.CI].iloc[-1] == "−0.200 [−0.220, −0.180]"
     assert measured["source"].iloc[0] == "this run (mini, 2000 images)"
     assert measured[report.CI].iloc[1] == "−0.200 [−0.250, −0.150]"
     assert list(t["table04"].display["Model"])[:1] == ["VAR-d2 (depth sweep)"]
@@ -188,8 +198,9 @@ def verdicts(res) -> dict[str, str]:
 def test_scorecard_agrees_with_paper_shaped_data(results):
     res, _ = results
     cards = report.scorecard(res)
-    assert len(cards) == len(report.CLAIMS) == 10
-    assert [c.verdict for c in cards] == ["agrees"] * 10, [(c.claim, c.verdict, c.evidence) for c in cards]
+    assert len(cards) == len(report.CLAIMS) == 11
+    assert [c.verdict for c in cards] == ["agrees"] * 11, [(c.claim, c.verdict, c.evidence) for c in cards]
+    assert "plain FlexVAR FID 2.230" in cards[-1].evidence and "M=4: FID 2.030" in cards[-1].evidence
     shape = cards[2]
     assert "lowest FID at M=128: FID 1.600" in shape.evidence and "M=1024: FID 1.850" in shape.evidence
 
