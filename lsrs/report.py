@@ -602,7 +602,8 @@ TABLES: tuple[Callable[[Results], Table], ...] = (table01, table02, table03, tab
                                                    table08, table09, table10, table10b)
 TABLE_INFO = {
     "table01": "The paper's reported Table 1 (cited, typed from the paper) with this run's plain VAR and "
-               "VAR + LSRS rows for every depth, time relative to the same depth's VAR.",
+               "VAR + LSRS rows for every depth and the FlexVAR and FlexVAR + LSRS (r_k scorer) rows, time "
+               "relative to the same model's plain run.",
     "table02": "Pointwise vs pairwise scorer loss: FID, IS, sFID as M grows at ST = 2.",
     "table03": "LSRS from the first scale (ST = 1): FID and its change from the plain VAR as M grows.",
     "table04": "VAR and VAR + LSRS at every depth trained by this run (the paper's appendix B).",
@@ -681,8 +682,9 @@ def write_tables(res: Results, out_dir: str | Path, log: Callable[[str], None] =
 FIGURE_INFO = {
     "fig01_random_scales": "Figure 1: each row one sample; the first column is the plain VAR sample, column k "
                            "the same sample with scale k's token map replaced by random tokens.",
-    "fig03_ablation_M_ST": "Figure 3: FID and IS vs M at ST = 2 (log₂ axis) and vs ST at fixed M, plain VAR as "
-                           "horizontal lines, shaded: the paired 95% interval of FID.",
+    "fig03_ablation_M_ST": "Figure 3: FID and IS vs M at ST = 2 (log₂ axis) and vs ST at fixed M, for the main "
+                           "VAR and (two more columns) the FlexVAR; the plain model as horizontal lines, shaded: "
+                           "the paired 95% interval of FID.",
     "fig04_grids": "Figure 4: fixed-seed samples as ST varies (left) and as M varies (right).",
     "fig05_scorer_analysis": "Figure 5: scorer validation loss and accuracy per scale for every depth, and the "
                              "main scorer's score histograms (real vs generated) per scale.",
