@@ -489,3 +489,18 @@ def test_paper_profile_checks_and_links_the_official_files(tmp_path):
     wrong = with_files(good.flexvar.tokenizer.sha256, sha256_file(tmp_path / "FlexVARd2.pth"))
     with pytest.raises(CheckpointError, match="does not fit the model"):
         flex.train_model(wrong, out / "tokenizer", tmp_path / "other", log=lambda m: None)
+
+
+def test_code_lookup_gradient_is_deterministic():
+    """FlexVAE.codes backpropagates the same codebook gradient every time (indexing's CPU backward adds
+    with atomics across threads and differed in the last bits, so mini FlexVAE training did not repeat)."""
+    vae = FlexVAE(_tiny_vae_cfg())
+    g = torch.Generator().manual_seed(0)
+    idx, up = torch.randint(16, (64, 32 * 32), generator=g), torch.randn(64, 4, 32, 32, generator=g)
+    grads = []
+    for _ in range(5):
+        vae.zero_grad()
+        (vae.codes(idx, 32) * up).sum().backward()
+        grads.append(vae.quantize.embedding.weight.grad.clone())
+    assert all(torch.equal(grads[0], x) for x in grads[1:])
+    torch.testing.assert_close(vae.codes(idx[:1], 32)[0, :, 0, 0], vae.quantize.codebook()[idx[0, 0]], rtol=0, atol=0)

@@ -224,7 +224,9 @@ class FlexVAE(nn.Module):
     # --- code maps -----------------------------------------------------------------------------
     def codes(self, idx: torch.Tensor, pn: int) -> torch.Tensor:
         """(B, pn*pn) indices -> (B, Cvae, pn, pn) unit-norm code vectors (the r_k that LSRS scores)."""
-        return self.quantize.codebook()[idx].view(idx.shape[0], pn, pn, -1).permute(0, 3, 1, 2).contiguous()
+        # F.embedding rather than codebook()[idx]: the same values, but its CPU backward is deterministic
+        # (indexing's backward accumulates with atomic adds across threads, so training would not repeat)
+        return F.embedding(idx, self.quantize.codebook()).view(idx.shape[0], pn, pn, -1).permute(0, 3, 1, 2).contiguous()
 
     @staticmethod
     def upsample(h: torch.Tensor, next_pn: int) -> torch.Tensor:
