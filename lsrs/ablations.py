@@ -27,6 +27,7 @@ class SweepConfig:
     k: tuple[int, ...] = (1,)
     temperature: float = 1.0  # of top-k selection
     feeds: str = ""  # which paper tables / figures the family reproduces (documentation, shown in reports)
+    only_scale: tuple[int, ...] | None = None  # single-scale schedules: m_k = M at scale k (1-based) only; ST unused
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,9 @@ def check_sweep(sw: SweepConfig, key: str, num_scales: int) -> None:
     for k in sw.k:
         if not 1 <= k <= min(sw.M):
             raise ValueError(f"{key}.k: every k must be in 1..min(M)={min(sw.M)}, got {k}")
+    for k in sw.only_scale or ():
+        if not 1 <= k <= num_scales:
+            raise ValueError(f"{key}.only_scale: every scale must be in 1..{num_scales}, got {k}")
     if sw.temperature <= 0:
         raise ValueError(f"{key}.temperature: must be > 0, got {sw.temperature}")
 
@@ -121,18 +125,22 @@ class SweepRun:
     ST: int = 1
     k: int = 1
     temperature: float = 1.0
+    only_scale: int | None = None  # M candidates at this scale (1-based) only
 
     @property
     def name(self) -> str:
         if self.scorer is None:
             return f"{self.var}_baseline"
-        return f"{self.scorer}_M{self.M}_ST{self.ST}" + (f"_k{self.k}" if self.k > 1 else "")
+        where = f"only{self.only_scale}" if self.only_scale else f"ST{self.ST}"
+        return f"{self.scorer}_M{self.M}_{where}" + (f"_k{self.k}" if self.k > 1 else "")
 
     @property
     def selection(self) -> SelectionConfig:
         return SelectionConfig("topk" if self.k > 1 else "greedy", self.k, self.temperature)
 
     def schedule(self, num_scales: int) -> tuple[int, ...]:
+        if self.only_scale:
+            return tuple(self.M if i == self.only_scale - 1 else 1 for i in range(num_scales))
         return schedule_from(self.M, self.ST, num_scales)
 
 
@@ -141,8 +149,12 @@ def sweep_runs(sw: SweepConfig, default_scorer: str, scorer_var: Callable[[str],
     baseline itself (LSRS with one candidate is plain sampling), so it is not run twice."""
     scorers = list(sw.scorers or (default_scorer,))
     baselines = {scorer_var(s): SweepRun(scorer_var(s), None) for s in scorers}
-    lsrs = [SweepRun(scorer_var(s), s, m, st, k, sw.temperature)
-            for s, m, st, k in itertools.product(scorers, sw.M, sw.ST, sw.k) if m > 1]
+    if sw.only_scale:
+        lsrs = [SweepRun(scorer_var(s), s, m, 1, k, sw.temperature, only)
+                for s, m, only, k in itertools.product(scorers, sw.M, sw.only_scale, sw.k) if m > 1]
+    else:
+        lsrs = [SweepRun(scorer_var(s), s, m, st, k, sw.temperature)
+                for s, m, st, k in itertools.product(scorers, sw.M, sw.ST, sw.k) if m > 1]
     return list(baselines.values()) + lsrs
 
 
@@ -161,7 +173,7 @@ def run_sweep(params, name: str, layout, out_dir: Path, log: Callable[[str], Non
         return models[var]
 
     def plan_for(run: SweepRun):
-        return R.lsrs_plan(layout.scorer(run.scorer), setup.vae, run.schedule(k), run.selection)
+        return R.lsrs_plans(layout.scorer(run.scorer), setup.vae, run.schedule(k), run.selection)
 
     runs = sweep_runs(sw, params.lsrs.scorer, params.scorer_var)
     return evaluate_sweep(setup, name, sw, runs, model_for, plan_for, params.ablations.per_class, out_dir, log)
@@ -189,11 +201,11 @@ def evaluate_sweep(setup, name: str, sw: SweepConfig, runs: list[SweepRun], mode
         if feats is None:  # a torchrun rank other than 0: rank 0 scores every run
             continue
         if run.scorer is None:
-            baselines[run.var] = feats
+            baselines[run.var] = (feats, metrics["fid"])
             diff = {"delta": 0.0, "low": 0.0, "high": 0.0}
         else:
-            diff = R.paired_fid_diff(baselines[run.var], feats, setup)
-        rows.append(_row(name, run, metrics, diff))
+            diff = R.paired_fid_diff(baselines[run.var][0], feats, setup)
+        rows.append(_row(name, run, metrics, diff_summary(diff, baselines[run.var][1])))
     if not setup.runtime.is_main:
         return []
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -206,13 +218,31 @@ METRIC_COLUMNS = ("fid", "is", "precision", "recall", "sfid", "fid_mean_diff2", 
                   "fid_tr_sigma_ref", "fid_tr_sigma_gen", "fid_tr_sqrt_x2", "seconds_per_image", "count")
 
 
-ROW_COLUMNS = ["family", "run", "var", "scorer", "M", "ST", "k", "selection", "temperature", *METRIC_COLUMNS,
-               "fid_diff", "fid_diff_low", "fid_diff_high"]  # one results.csv row (see _row)
+DIFF_COLUMNS = ("fid_diff", "fid_diff_low", "fid_diff_high", "fid_diff_se", "fid_diff_mcse", "half_width",
+                "half_width_pct", "replicates", "replicate_deltas", "var_images", "tau2", "n_boot")
+
+ROW_COLUMNS = ["family", "run", "var", "scorer", "M", "ST", "k", "only_scale", "selection", "temperature",
+               *METRIC_COLUMNS, *DIFF_COLUMNS]  # one results.csv row (see _row)
+
+
+def diff_summary(diff: dict, baseline_fid: float) -> dict:
+    """The FID-difference columns of a row (and of metrics/main.json) from a paired_bootstrap_fid result:
+    the interval, its half-width (absolute and as % of the plain FID), the endpoints' Monte-Carlo error,
+    and with replicates the per-replicate deltas and the variance components."""
+    half = (diff["high"] - diff["low"]) / 2
+    reps = diff.get("replicate_deltas")
+    return {"fid_diff": diff["delta"], "fid_diff_low": diff["low"], "fid_diff_high": diff["high"],
+            "fid_diff_se": diff.get("se"), "fid_diff_mcse": diff.get("endpoint_mcse"), "half_width": half,
+            "half_width_pct": 100 * half / baseline_fid if baseline_fid else None,
+            "replicates": diff.get("replicates", 1),
+            "replicate_deltas": " ".join(f"{d:.4f}" for d in reps) if reps else "",
+            "var_images": diff.get("var_images", diff.get("se", 0.0) ** 2 if diff.get("se") is not None else None),
+            "tau2": diff.get("tau2", 0.0), "n_boot": diff.get("n_boot")}
 
 
 def _row(family: str, run: SweepRun, metrics: dict, diff: dict) -> dict:
     row = {"family": family, "run": run.name, **{k: v for k, v in asdict(run).items() if k != "temperature"}}
     row.update(selection=run.selection.method if run.scorer else "none", temperature=run.temperature)
     row.update({c: metrics.get(c) for c in METRIC_COLUMNS})
-    row.update(fid_diff=diff["delta"], fid_diff_low=diff["low"], fid_diff_high=diff["high"])
-    return row
+    row.update(diff)
+    return {c: row.get(c) for c in ROW_COLUMNS}

@@ -50,14 +50,17 @@ def histogram_kl(a: np.ndarray, b: np.ndarray, bins: int, eps: float = 1e-6) -> 
 def analyse_scorer(params, name: str, layout, log: Callable[[str], None] = print) -> dict:
     """Per-scale accuracy/loss (from training) and score statistics of real vs generated held-out maps."""
     from lsrs import runs as R
-    from lsrs.scorer import load_scorer, make_input
+    from lsrs.scorer import make_input
     from lsrs.scorer_train import split_per_class
     from lsrs.store import TokenStore
 
     run = params.scorer.runs[name]
     vae = R.load_tokenizer(layout.tokenizer)
-    scorer = load_scorer(layout.scorer(name) / "scorer.pth")
-    trained = json.loads((layout.scorer(name) / "scorer_metrics.json").read_text())
+    folders = R.scorer_replicates(layout.scorer(name))
+    folder = folders[0]  # histograms and selection scores: replicate 0 (seed scorer.train.seed)
+    scorer = R.load_scorer_from(folder)
+    trained = json.loads((folder / "scorer_metrics.json").read_text()) \
+        if (folder / "scorer_metrics.json").is_file() else None
     input_fn = make_input(scorer.cfg.input_kind, vae, scorer.cfg.input_size)
     cfg = params.scorer.train
     scores = {}
@@ -69,18 +72,63 @@ def analyse_scorer(params, name: str, layout, log: Callable[[str], None] = print
         idx = torch.cat([v for _, v in sorted(val.items())])
         tokens = torch.from_numpy(np.asarray(store.tokens[idx.numpy()], dtype=np.int64))
         scores[kind] = map_scores(scorer, input_fn, tokens, labels[idx], vae.cfg.patch_nums).numpy()
+    accs = [_replicate_metrics(f) for f in folders]
+    selected = selection_scores(params, layout, scorer, vae, run.var) if name == params.lsrs.scorer else None
     per_scale = []
     for si in range(len(vae.cfg.patch_nums)):
         r, g = scores["real"][:, si], scores["generated"][:, si]
         kl, edges, pr, pg = histogram_kl(r, g, params.ablations.analysis_bins)
-        per_scale.append({"scale": si + 1, "val_acc": trained["val_acc_per_scale"][si],
-                          "val_loss": trained["val_loss_per_scale"][si], "mean_real": float(r.mean()),
+        rep_acc = [a["val_acc_per_scale"][si] for a in accs if a]
+        per_scale.append({"scale": si + 1, "val_acc": trained["val_acc_per_scale"][si] if trained else None,
+                          "val_loss": trained["val_loss_per_scale"][si] if trained else None,
+                          "val_acc_replicates": rep_acc, "mean_real": float(r.mean()),
                           "mean_generated": float(g.mean()), "gap": float(r.mean() - g.mean()), "kl": kl,
+                          "std_real": float(r.std()), "std_generated": float(g.std()),
                           "bin_edges": edges.tolist(), "hist_real": pr.tolist(), "hist_generated": pg.tolist()})
+        if selected is not None and selected[si] is not None:
+            sel, draw = selected[si]
+            per_scale[-1].update(mean_selected=float(sel.mean()), std_selected=float(sel.std()),
+                                 mean_plain_draw=float(draw.mean()), std_plain_draw=float(draw.std()),
+                                 selected_above_real_median=float((sel > np.median(r)).mean()))
         log(f"scorer {name} scale {si + 1}: acc {per_scale[-1]['val_acc']:.3f} gap {per_scale[-1]['gap']:.3f} "
             f"KL {kl:.3f}")
     return {"scorer": name, "var": run.var, "loss": run.loss, "without_first_scale": run.without_first_scale,
             "real_maps": len(scores["real"]), "generated_maps": len(scores["generated"]), "per_scale": per_scale}
+
+
+def _replicate_metrics(folder: Path) -> dict | None:
+    path = Path(folder) / "scorer_metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+@torch.no_grad()
+def selection_scores(params, layout, scorer, vae, var_name: str, n_images: int = 500
+                     ) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    """Per scale, the scores of the candidates LSRS selects and of the plain draw at the same prefix
+    (candidate 0 is the plain sampler's draw), for `n_images` LSRS images at the main M/ST on the
+    'preview' stream (never the evaluation draws); None at scales LSRS does not touch. Next to the
+    real held-out maps' scores this shows whether selection pushes maps past the real ones
+    (exploiting the scorer) or towards them."""
+    from lsrs import runs as R
+    from lsrs.sampler import generate
+    from lsrs.scorer import ScorerScoreFn, make_input
+
+    var = R.load_var(layout.var(var_name), vae)
+    schedule = params.schedule()
+    plan = R.LSRSPlan(ScorerScoreFn(scorer, make_input(scorer.cfg.input_kind, vae, scorer.cfg.input_size)),
+                      schedule, params.lsrs.selection)
+    per_scale: list[list] = [[] for _ in schedule]
+    bs = params.sampling.batch_size
+    for start in tqdm(range(0, n_images, bs), desc="selection scores", unit="batch", leave=False):
+        ids = torch.arange(start, min(start + bs, n_images))
+        sel = R.make_selector(params.sampling, ids, params.ablations.grids.seed, plan, stream="preview")
+        sel.keep_scores = True
+        generate(var, vae, ids % var.cfg.num_classes, sel, cfg=params.sampling.cfg)
+        for si, (s, pick) in enumerate(zip(sel.scores, sel.picks)):  # one entry per scale, None where m = 1
+            if s is not None:
+                per_scale[si].append((s.gather(1, pick[:, None]).squeeze(1), s[:, 0]))
+    return [None if not parts else (torch.cat([c for c, _ in parts]).numpy(), torch.cat([d for _, d in parts]).numpy())
+            for parts in per_scale]
 
 
 def _peak_memory_reset(device: torch.device) -> None:

@@ -246,7 +246,7 @@ def evaluate(
         plan = None
         if scorer is not None:
             vae = runs.load_tokenizer(tokenizer)
-            plan = runs.lsrs_plan(scorer, vae, p.schedule(m, st), p.lsrs.selection)
+            plan = runs.lsrs_plans(scorer, vae, p.schedule(m, st), p.lsrs.selection)
         elif m is not None or st is not None:
             raise ValueError("--M and --ST need --scorer")
         runs.evaluate(p, tokenizer, var, evaluator, reference_npz, out, plan, log=typer.echo)
@@ -260,13 +260,13 @@ def compare(
     candidate: Path = typer.Argument(..., help="Run folder of the candidate, paired with the baseline."),
     evaluator: Optional[Path] = typer.Option(Path("runs/mini/evaluator"), help="Mini evaluator (unused for inception)."),
     reference_npz: Path = REFERENCE,
-    n_boot: int = typer.Option(200, min=2, help="Bootstrap resamples."),
+    n_boot: Optional[int] = typer.Option(None, min=100, help="Bootstrap draws (default: evaluation.n_boot)."),
     seed: int = typer.Option(0, help="Bootstrap seed."),
     params: Path = PARAMS,
 ):
     """Paired-bootstrap 95% interval of FID(candidate) - FID(baseline) for two runs on the same paired
     images (both folders hold features.pt); an interval entirely below 0 means the candidate is better
-    beyond resampling noise."""
+    beyond resampling noise. A candidate made with scorer replicates gets the two-level interval."""
     import json
 
     from lsrs import runs
@@ -274,14 +274,15 @@ def compare(
     from lsrs.features import load_features
 
     try:
-        extractor = runs.make_extractor(_params(params), evaluator)
+        p = _params(params)
+        extractor = runs.make_extractor(p, evaluator)
         ref = load_reference(reference_npz, extractor)
         feats = []
         for folder in (baseline, candidate):
             if not (folder / "features.pt").is_file():
                 raise FileNotFoundError(f"{folder / 'features.pt'} not found: evaluate the run with this version first")
             feats.append(load_features(folder / "features.pt"))
-        d = compare_runs(*feats, ref, n_boot=n_boot, seed=seed)
+        d = compare_runs(*feats, ref, n_boot=n_boot or p.evaluation.n_boot, seed=seed, groups=feats[1].replicate)
         typer.echo(json.dumps(d, indent=1))
         typer.echo(f"FID {d['fid_baseline']:.3f} -> {d['fid_candidate']:.3f}: difference {d['delta']:+.3f}, "
                    f"95% paired interval [{d['low']:+.3f}, {d['high']:+.3f}]")

@@ -128,18 +128,37 @@ class TokensConfig:
 
 @dataclass(frozen=True)
 class ScorerRun:
-    """One scorer the pipeline trains: on which VAR's samples, with which loss, with the first scale or not."""
+    """One scorer the pipeline trains: on which VAR's samples, with which loss, with the first scale or not.
+    With `checkpoint` (+ its sha256) the run loads those weights (e.g. the authors' RewardNet state dict,
+    strict) instead of training, and has one replicate."""
 
     var: str
     loss: str = "pairwise"
     without_first_scale: bool = False
+    checkpoint: str | None = None
+    sha256: str | None = None
+
+    def __post_init__(self):
+        _check_sha256(self.sha256)
+
+
+def _check_replicates(value: int) -> None:
+    if not 1 <= value <= 32:
+        raise ValueError(f"replicates must be in 1..32, got {value}")
 
 
 @dataclass(frozen=True)
 class ScorerSection:
+    """`replicates`: every scorer run is trained R times, replicate r with seed train.seed + r (its
+    own split, pairs, init and dropout), and every LSRS evaluation spreads its images over them."""
+
     model: ScorerConfig = ScorerConfig()
     train: ScorerTrainConfig = ScorerTrainConfig()
+    replicates: int = 1
     runs: dict[str, ScorerRun] = field(default_factory=dict)  # name -> run (the DVC stages scorer@name)
+
+    def __post_init__(self):
+        _check_replicates(self.replicates)
 
 
 @dataclass(frozen=True)
@@ -164,6 +183,7 @@ class EvaluationConfig:
     reference_count: int | None = None  # real training images in the reference statistics (None: all)
     pr_count: int = 10000  # reference images kept for precision/recall (ADM: 10k)
     feature_batch_size: int = 200
+    n_boot: int = 2000  # bootstrap draws of every FID-difference interval (percentile; two-level with replicates)
 
     def __post_init__(self):
         if self.extractor not in ("mini", "inception"):
@@ -173,6 +193,8 @@ class EvaluationConfig:
                              "pt_inception-2015-12-05 weights file (it is never downloaded)")
         if self.per_class < 1 or self.pr_count < 1 or self.feature_batch_size < 1:
             raise ValueError("per_class, pr_count and feature_batch_size must be >= 1")
+        if self.n_boot < 100:
+            raise ValueError(f"n_boot must be >= 100 (percentile endpoints need draws), got {self.n_boot}")
         if self.reference_count is not None and self.reference_count < 1:
             raise ValueError("reference_count must be >= 1 or null")
 
@@ -209,6 +231,10 @@ class FlexModelSection:
 class FlexScorerSection:
     model: ScorerConfig = ScorerConfig(input_kind="flexvar")
     train: ScorerTrainConfig = ScorerTrainConfig()
+    replicates: int = 1  # as scorer.replicates
+
+    def __post_init__(self):
+        _check_replicates(self.replicates)
 
 
 @dataclass(frozen=True)

@@ -265,6 +265,7 @@ class Features:
     logits: torch.Tensor | None  # float32 (count, classes)
     pool_stats: Gaussian
     spatial_stats: Gaussian
+    replicate: torch.Tensor | None = None  # (count,) scorer replicate of each image (LSRS runs with replicates)
 
 
 @torch.no_grad()
@@ -305,7 +306,8 @@ def save_features(features: Features, path: str | Path) -> None:
     g = lambda s: {"mu": torch.from_numpy(s.mu), "sigma": torch.from_numpy(s.sigma), "count": s.count}  # noqa: E731
     atomic_save({"format": CACHE_FORMAT, "extractor": features.extractor, "count": features.count,
                  "pool": features.pool, "logits": features.logits,
-                 "pool_stats": g(features.pool_stats), "spatial_stats": g(features.spatial_stats)}, path)
+                 "pool_stats": g(features.pool_stats), "spatial_stats": g(features.spatial_stats),
+                 "replicate": features.replicate}, path)
 
 
 def load_features(path: str | Path) -> Features:
@@ -314,7 +316,7 @@ def load_features(path: str | Path) -> Features:
         raise ValueError(f"{path}: unknown feature cache format {d.get('format')}")
     g = lambda s: Gaussian(s["mu"].numpy(), s["sigma"].numpy(), int(s["count"]))  # noqa: E731
     return Features(d["extractor"], int(d["count"]), d["pool"], d["logits"], g(d["pool_stats"]),
-                    g(d["spatial_stats"]))
+                    g(d["spatial_stats"]), d.get("replicate"))
 
 
 def cached_features(images: ImageInput, extractor: Extractor, *, cache_dir: str | Path | None = None,

@@ -172,8 +172,9 @@ def sample_generated_tokens(params: Params, tokenizer_dir: Path, var_dir: Path, 
 
 
 def train_scorer(params: Params, tokenizer_dir: Path, real_dir: Path, generated_dir: Path, out_dir: Path,
-                 log: Callable[[str], None] = print) -> dict:
-    """Stage flex_scorer: the scorer on r_k (flexvar.scorer), real vs FlexVAR maps."""
+                 log: Callable[[str], None] = print) -> list[dict]:
+    """Stage flex_scorer: flexvar.scorer.replicates scorers on r_k (flexvar.scorer), real vs FlexVAR
+    maps, in out_dir/r<i> (see runs.train_replicates)."""
     import numpy as np
 
     from lsrs.scorer import make_input
@@ -192,8 +193,13 @@ def train_scorer(params: Params, tokenizer_dir: Path, real_dir: Path, generated_
     as_int = lambda a: torch.from_numpy(np.asarray(a, dtype=np.int64))  # noqa: E731 (uint16 on disk)
     rt = Runtime.start(params.runtime)
     input_fn = make_input("flexvar", vae.to(rt.device), fx.scorer.model.input_size, fx.patch_nums)
-    return fit(as_int(real.tokens), as_int(real.labels), as_int(gen.tokens), as_int(gen.labels), vae,
-               fx.scorer.model, fx.scorer.train, out_dir, log=log, device=rt.device, input_fn=input_fn, runtime=rt)
+    data = (as_int(real.tokens), as_int(real.labels), as_int(gen.tokens), as_int(gen.labels))
+
+    def fit_one(folder: Path, seed: int) -> dict:
+        return fit(*data, vae, fx.scorer.model, dataclasses.replace(fx.scorer.train, seed=seed), folder, log=log,
+                   device=rt.device, input_fn=input_fn, runtime=rt)
+
+    return R.train_replicates(fit_one, out_dir, fx.scorer.replicates, fx.scorer.train.seed, log)
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -215,8 +221,8 @@ def run_sweep(params: Params, name: str, layout, out_dir: Path, log: Callable[[s
     model = load_model(layout.var(FAMILY), setup.vae, fx.patch_nums)
 
     def plan_for(run: SweepRun):
-        return R.lsrs_plan(layout.scorer(FAMILY), setup.vae, run.schedule(len(fx.patch_nums)), run.selection,
-                           patch_nums=fx.patch_nums)
+        return R.lsrs_plans(layout.scorer(FAMILY), setup.vae, run.schedule(len(fx.patch_nums)), run.selection,
+                            patch_nums=fx.patch_nums)
 
     runs = sweep_runs(dataclasses.replace(sw, scorers=(FAMILY,)), FAMILY, lambda scorer: FAMILY)
     return evaluate_sweep(setup, f"{FAMILY}_{name}", sw, runs, lambda var: model, plan_for, fx.per_class, out_dir,

@@ -206,8 +206,96 @@ def _fid_low_rank(mu_r: torch.Tensor, tr_r: float, x: torch.Tensor, x_sqrt_r: to
     return float(diff @ diff) + tr_r + float((y * y).sum()) / (n - 1) - 2 * tr_sqrt
 
 
-def paired_bootstrap_fid(baseline: torch.Tensor, candidate: torch.Tensor, ref: Gaussian, n_boot: int = 200,
-                         seed: int = 0, confidence: float = 0.95, device: str | torch.device = "cpu") -> dict:
+def _batched_fids(xc: torch.Tensor, mu_rc: torch.Tensor, sqrt_r: torch.Tensor, tr_r: float, W: torch.Tensor,
+                  chunk: int = 128) -> torch.Tensor:
+    """FIDs (B,) of the rows of centred xc (N, D) repeated W[b] times (W: (B, N) counts), all at once.
+
+    The second moments of every draw are one matmul W @ Z with Z the N x D(D+1)/2 upper triangles
+    of x_i x_i^T, which is several times faster on a CPU than B separate weighted covariances; the
+    eigenvalues run batched. Same formulas as `_frechet` (divisor n - 1), float64 throughout.
+    """
+    n_img, dim = xc.shape
+    iu = torch.triu_indices(dim, dim, device=xc.device)
+    out = []
+    for b0 in range(0, len(W), chunk):
+        w = W[b0:b0 + chunk]
+        n = w.sum(1)
+        m = (w @ xc) / n[:, None]
+        tri = torch.zeros(len(w), iu.shape[1], dtype=xc.dtype, device=xc.device)
+        for i0 in range(0, n_img, 2048):
+            x = xc[i0:i0 + 2048]
+            tri += w[:, i0:i0 + 2048] @ (x[:, iu[0]] * x[:, iu[1]])
+        second = torch.zeros(len(w), dim, dim, dtype=xc.dtype, device=xc.device)
+        second[:, iu[0], iu[1]] = tri
+        second = second + second.transpose(1, 2) - torch.diag_embed(torch.diagonal(second, dim1=1, dim2=2))
+        sigma = (second - n[:, None, None] * m[:, :, None] * m[:, None, :]) / (n[:, None, None] - 1)
+        prod = sqrt_r @ sigma @ sqrt_r
+        tr_sqrt = torch.linalg.eigvalsh((prod + prod.transpose(1, 2)) / 2).clamp(min=0).sqrt().sum(1)
+        diff = mu_rc[None] - m
+        out.append((diff * diff).sum(1) + tr_r + torch.diagonal(sigma, dim1=1, dim2=2).sum(1) - 2 * tr_sqrt)
+    return torch.cat(out) if out else torch.zeros(0, dtype=xc.dtype)
+
+
+class _PairedFID:
+    """FIDs of two paired runs (baseline, candidate) under per-image weights, for many draws at once."""
+
+    def __init__(self, baseline: torch.Tensor, candidate: torch.Tensor, ref: Gaussian, device):
+        t = lambda a: torch.as_tensor(a, dtype=torch.float64, device=device)  # noqa: E731
+        mu_r, sigma_r = t(ref.mu), t(ref.sigma)
+        self.sqrt_r, self.tr_r = sqrt_psd(sigma_r), float(torch.trace(sigma_r))
+        self.runs = []
+        for x in (baseline, candidate):  # centre once; the Frechet distance is shift-invariant if mu_r shifts too
+            x = t(x)
+            centre = x.mean(0)
+            self.runs.append((x - centre, mu_r - centre))
+        n, dim = baseline.shape
+        self.device = device
+        self.low_rank = n < dim  # few images of wide features: the n x n Gram matrix instead of D x D
+        self.batched = not self.low_rank and dim <= 256  # small features: every draw in one matmul
+        self.projected = [xc @ self.sqrt_r for xc, _ in self.runs] if self.low_rank else None
+
+    def __call__(self, W: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """FIDs (baseline, candidate), each (B,), for the draws W (B, N) of image counts."""
+        W = W.to(self.device, torch.float64)
+        if self.batched:
+            return tuple(_batched_fids(xc, mu, self.sqrt_r, self.tr_r, W).cpu().numpy() for xc, mu in self.runs)
+        out = np.zeros((2, len(W)))
+        for b, w in enumerate(W):
+            for i, (xc, mu_rc) in enumerate(self.runs):
+                if self.low_rank:
+                    out[i, b] = _fid_low_rank(mu_rc, self.tr_r, xc, self.projected[i], w)
+                else:
+                    m, s = _weighted_gaussian(xc, w)
+                    out[i, b] = _frechet(mu_rc, self.sqrt_r, self.tr_r, m, s)["fid"]
+        return out[0], out[1]
+
+
+def _draws(groups: list[np.ndarray], n: int, n_boot: int, rng: np.random.Generator, two_level: bool) -> torch.Tensor:
+    """Image counts (n_boot, n): per draw, the groups (all, or R drawn with replacement when
+    `two_level`), then each chosen group's images resampled with replacement within it."""
+    W = np.zeros((n_boot, n))
+    for b in range(n_boot):
+        chosen = rng.integers(len(groups), size=len(groups)) if two_level else range(len(groups))
+        for g in chosen:
+            idx = groups[g]
+            np.add.at(W[b], idx[rng.integers(len(idx), size=len(idx))], 1.0)
+    return torch.from_numpy(W)
+
+
+def endpoint_mcse(draws: np.ndarray, q: float) -> float:
+    """Monte-Carlo standard error of the q-quantile of bootstrap draws: sqrt(q(1-q)/B) / f(x_q), with the
+    density f at the quantile from a normal fitted to the draws (how far the endpoint moves with other draws)."""
+    sd = float(np.std(draws, ddof=1))
+    if len(draws) < 2 or sd == 0:
+        return 0.0
+    z = float(np.quantile((draws - draws.mean()) / sd, q))
+    density = math.exp(-z * z / 2) / math.sqrt(2 * math.pi) / sd
+    return math.sqrt(q * (1 - q) / len(draws)) / max(density, 1e-12)
+
+
+def paired_bootstrap_fid(baseline: torch.Tensor, candidate: torch.Tensor, ref: Gaussian, n_boot: int = 2000,
+                         seed: int = 0, confidence: float = 0.95, device: str | torch.device = "cpu",
+                         groups: torch.Tensor | np.ndarray | None = None, n_boot_components: int = 400) -> dict:
     """Bootstrap interval for FID(candidate) - FID(baseline) when image i of both runs shares its seed.
 
     Both runs are resampled with the same image indices, so noise that the pairing shares (the
@@ -215,47 +303,73 @@ def paired_bootstrap_fid(baseline: torch.Tensor, candidate: torch.Tensor, ref: G
     The reference statistics are held fixed (they are common to every run). Bootstrap FIDs are
     biased upwards (repeated images shrink the effective sample), but nearly equally for both runs.
 
+    `groups` (N,) gives each candidate image its scorer replicate (0..R-1; image i was made with
+    replicate groups[i]). Then the interval is a two-level bootstrap: each draw picks R replicates
+    with replacement, then resamples each picked replicate's images, so it covers scorer training as
+    well as image sampling. Without groups it is the classic one-level paired bootstrap.
+
     Returns the full-sample FIDs, their difference `delta` (negative: the candidate is better), the
-    percentile interval [`low`, `high`], the bootstrap standard error and `share_not_better`, the
-    fraction of replicates with delta >= 0.
+    percentile interval [`low`, `high`] with the Monte-Carlo error of its endpoints (`endpoint_mcse`),
+    the bootstrap standard error, `share_not_better` (the fraction of draws with delta >= 0), and
+    with groups the variance components (see `variance_components`).
     """
     if baseline.shape != candidate.shape:
         raise ValueError(f"paired runs need the same shape, got {tuple(baseline.shape)} and {tuple(candidate.shape)}")
-    if not 0 < confidence < 1 or n_boot < 1:
-        raise ValueError("confidence must be in (0, 1) and n_boot >= 1")
-    t = lambda a: torch.as_tensor(a, dtype=torch.float64, device=device)  # noqa: E731
-    mu_r, sigma_r = t(ref.mu), t(ref.sigma)
-    sqrt_r, tr_r = sqrt_psd(sigma_r), float(torch.trace(sigma_r))
-    runs = []
-    for x in (baseline, candidate):  # centre once; the Frechet distance is shift-invariant if mu_r shifts too
-        x = t(x)
-        centre = x.mean(0)
-        runs.append((x - centre, mu_r - centre))
-    n, dim = baseline.shape
-    low_rank = n < dim  # few images of wide features: work with the n x n Gram matrix instead of D x D
-    projected = [xc @ sqrt_r for xc, _ in runs] if low_rank else None
-
-    def fid_pair(w: torch.Tensor) -> tuple[float, float]:
-        out = []
-        for i, (xc, mu_rc) in enumerate(runs):
-            if low_rank:
-                out.append(_fid_low_rank(mu_rc, tr_r, xc, projected[i], w))
-            else:
-                m, s = _weighted_gaussian(xc, w)
-                out.append(_frechet(mu_rc, sqrt_r, tr_r, m, s)["fid"])
-        return out[0], out[1]
-
-    fid_a, fid_b = fid_pair(torch.ones(n, dtype=torch.float64, device=device))
-    g = torch.Generator().manual_seed(seed)
+    if not 0 < confidence < 1 or n_boot < 2:
+        raise ValueError("confidence must be in (0, 1) and n_boot >= 2")
+    n = baseline.shape[0]
+    groups = np.zeros(n, dtype=np.int64) if groups is None else np.asarray(groups, dtype=np.int64)
+    if groups.shape != (n,):
+        raise ValueError(f"groups must have one entry per image ({n}), got shape {groups.shape}")
+    members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
+    fid = _PairedFID(baseline, candidate, ref, device)
+    fid_a, fid_b = (float(v[0]) for v in fid(torch.ones(1, n, dtype=torch.float64)))
+    rng = np.random.default_rng(seed)
+    replicated = len(members) > 1
     deltas = []
-    for _ in tqdm(range(n_boot), desc="paired bootstrap", unit="rep", leave=False):
-        w = torch.bincount(torch.randint(n, (n,), generator=g), minlength=n).to(device, torch.float64)
-        a, b = fid_pair(w)
+    W = _draws(members, n, n_boot, rng, two_level=replicated)
+    for b0 in tqdm(range(0, n_boot, 250), desc="paired bootstrap", unit="x250", leave=False):
+        a, b = fid(W[b0:b0 + 250])
         deltas.append(b - a)
-    deltas = np.asarray(deltas)
+    deltas = np.concatenate(deltas)
     alpha = (1 - confidence) / 2
-    return {"fid_baseline": fid_a, "fid_candidate": fid_b, "delta": fid_b - fid_a,
-            "low": float(np.quantile(deltas, alpha)), "high": float(np.quantile(deltas, 1 - alpha)),
-            "se": float(deltas.std(ddof=1)) if n_boot > 1 else float("nan"),
-            "share_not_better": float((deltas >= 0).mean()), "n_boot": n_boot, "confidence": confidence,
-            "count": n}
+    out = {"fid_baseline": fid_a, "fid_candidate": fid_b, "delta": fid_b - fid_a,
+           "low": float(np.quantile(deltas, alpha)), "high": float(np.quantile(deltas, 1 - alpha)),
+           "se": float(deltas.std(ddof=1)), "share_not_better": float((deltas >= 0).mean()),
+           "endpoint_mcse": max(endpoint_mcse(deltas, alpha), endpoint_mcse(deltas, 1 - alpha)),
+           "n_boot": n_boot, "method": "two-level percentile" if replicated else "percentile",
+           "confidence": confidence, "count": n, "replicates": len(members)}
+    if replicated:
+        out.update(variance_components(fid, members, n, n_boot_components, rng))
+    return out
+
+
+def variance_components(fid: _PairedFID, members: list[np.ndarray], n: int, n_boot: int,
+                        rng: np.random.Generator) -> dict:
+    """How much of the pooled delta's variance comes from images and how much from scorer training.
+
+    * `replicate_deltas`: delta of each replicate on its own images (and the paired plain images);
+    * `var_images`: variance of the pooled delta over image resamples with the replicates fixed
+      (resampled within each replicate), about a / N for N images;
+    * `tau2`: between-replicate variance of one replicate's delta, the DerSimonian-Laird estimate
+      max(0, s^2 - mean v_r) with v_r each replicate's own image variance (the replicates' images are
+      disjoint, hence independent);
+    * `se_model`: sqrt(var_images + tau2 / R), the standard error of the pooled delta these imply.
+    """
+    W = _draws(members, n, n_boot, rng, two_level=False)
+    a, b = fid(W)
+    var_images = float(np.var(b - a, ddof=1))
+    rep, v = [], []
+    for idx in members:
+        mask = torch.zeros(n, dtype=torch.float64)
+        mask[idx] = 1.0
+        pa, pb = fid(mask[None])
+        rep.append(float(pb[0] - pa[0]))
+        wa, wb = fid(W[:min(n_boot, 200)] * mask)  # the draws restricted to this replicate's images
+        v.append(float(np.var(wb - wa, ddof=1)))
+    r = len(members)
+    tau2 = max(0.0, float(np.var(rep, ddof=1)) - float(np.mean(v)))
+    return {"replicate_deltas": rep, "replicate_var": v, "var_images": var_images, "tau2": tau2,
+            "se_model": math.sqrt(var_images + tau2 / r)}
+
+

@@ -104,18 +104,23 @@ def evaluate_main(params: Params, layout: Layout, summary_json: Path, log: Calla
 
     setup = R.EvalSetup.load(params, layout.tokenizer, layout.evaluator, layout.reference)
     var = R.load_var(layout.var(params.var.main), setup.vae)
-    plan = R.lsrs_plan(layout.scorer(params.lsrs.scorer), setup.vae, params.schedule(), params.lsrs.selection)
-    lsrs_metrics, feats = R.evaluate_model(setup, var, layout.main_eval, plan, log=log)
+    plans = R.lsrs_plans(layout.scorer(params.lsrs.scorer), setup.vae, params.schedule(), params.lsrs.selection)
+    lsrs_metrics, feats = R.evaluate_model(setup, var, layout.main_eval, plans, log=log)
     if feats is None:  # a torchrun rank other than 0: its part is in rank 0's results
         return {}
     base_dir = layout.baseline(params.var.main)
     base_metrics = json.loads((base_dir / "metrics.json").read_text())
     diff = R.paired_fid_diff(load_features(base_dir / "features.pt"), feats, setup)
     keys = ("fid", "is", "precision", "recall", "sfid", "fid_mean_diff2", "fid_trace_term", "seconds_per_image")
-    summary = {"M": params.M, "ST": params.ST, "schedule": list(plan.schedule), "var": params.var.main,
-               "scorer": params.lsrs.scorer, "images": lsrs_metrics["count"],
+    summary = {"M": params.M, "ST": params.ST, "schedule": list(plans[0].schedule), "var": params.var.main,
+               "scorer": params.lsrs.scorer, "images": lsrs_metrics["count"], "replicates": len(plans),
+               "replicate_rule": lsrs_metrics["replicate_rule"],
                "baseline": {k: base_metrics[k] for k in keys}, "lsrs": {k: lsrs_metrics[k] for k in keys},
-               "fid_diff": {k: diff[k] for k in ("delta", "low", "high", "share_not_better", "n_boot")}}
+               "fid_diff": {k: diff.get(k) for k in ("delta", "low", "high", "se", "endpoint_mcse", "share_not_better",
+                                                     "n_boot", "method", "replicates", "replicate_deltas",
+                                                     "replicate_var", "var_images", "tau2", "se_model")},
+               "half_width": (diff["high"] - diff["low"]) / 2,
+               "half_width_pct": 50 * (diff["high"] - diff["low"]) / base_metrics["fid"]}
     write_json(summary, summary_json)
     d = summary["fid_diff"]
     log(f"main: FID {base_metrics['fid']:.3f} (VAR) -> {lsrs_metrics['fid']:.3f} (LSRS M={params.M} ST={params.ST}); "

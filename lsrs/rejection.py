@@ -85,7 +85,8 @@ class LSRSSelector:
             raise ValueError("LSRS needs the per-sample RNG mode (candidates come from each image's own stream)")
         if self.sampler.more_smooth:
             raise ValueError("LSRS scores hard token maps; more_smooth is not supported")
-        self.scores: list[torch.Tensor | None] = []
+        self.scores: list[torch.Tensor | None] = []  # with keep_scores: per scale the (B, m) scores, None if m = 1
+        self.picks: list[torch.Tensor | None] = []  # ... and the (B,) chosen candidates
 
     def __call__(self, step: ScaleStep) -> Choice:
         if step.si >= len(self.schedule):
@@ -94,6 +95,7 @@ class LSRSSelector:
         if m == 1:
             if self.keep_scores:
                 self.scores.append(None)
+                self.picks.append(None)
             return self.sampler(step)
         b, l, _ = step.logits.shape
         cands = self.sampler.draw(step, m)  # (B, m, l)
@@ -105,6 +107,7 @@ class LSRSSelector:
         rows = torch.arange(b, device=pick.device)
         if self.keep_scores:
             self.scores.append(scores.cpu())
+            self.picks.append(pick.cpu())
         f_hat = None if e_k is None else e_k.view(b, m, *e_k.shape[1:])[rows, pick]
         return Choice(idx=cands[rows, pick], f_hat=f_hat)
 

@@ -50,6 +50,11 @@ NEAR_CHANCE = 0.1  # "accuracy near 0.5 at scale 1": within 0.5 +- this
 FIRST_SCALE_PP = 0.5  # "removing the first scale changes accuracy by under 0.5 points"
 DASH, MINUS = "—", "−"
 CI = "ΔFID vs VAR [95% CI]"
+REPS = "ΔFID per replicate"
+MAIN_TARGET_PCT = 2.0  # half-width limits of the ΔFID interval, % of the plain FID (main run)
+SWEEP_TARGET_PCT = 4.0  # ... of every m_st2 row with M <= 128 and every st_m32 row
+EQUIVALENCE_PCT = 2.0  # "no difference" claims: equivalent when the difference's interval is within +- this % of FID
+Z95 = 1.959964
 SOURCE = "source"
 FID_IS_SFID = (("FID↓", "fid", 3), ("IS↑", "is", 3), ("sFID↓", "sfid", 3))
 TABLE1_METRICS = (("FID↓", "fid", 3), ("IS↑", "is", 3), ("Pre↑", "precision", 3), ("Rec↑", "recall", 3))
@@ -261,10 +266,21 @@ def _measured_row(res: Results, lead: dict, r, cols, extra: dict | None = None) 
     for header, key in (("ΔFID", "fid_diff"), ("ΔFID low", "fid_diff_low"), ("ΔFID high", "fid_diff_high")):
         data[header] = None if baseline else _val(r, key)
     disp[CI] = DASH if baseline else _ci(data["ΔFID"], data["ΔFID low"], data["ΔFID high"])
+    reps = [] if baseline else _replicate_deltas(r)
+    data[REPS] = " ".join(f"{d:.3f}" for d in reps) or None
+    disp[REPS] = ", ".join(_signed(d, 2) for d in reps) or DASH
     n = _val(r, "count")
     data.update(profile=res.profile, images=n)
     data[SOURCE] = disp[SOURCE] = f"this run ({res.profile}, {_count(n)} images)"
     return data, disp
+
+
+def _replicate_deltas(r) -> list[float]:
+    """The per-replicate ΔFIDs of a row (each on its own 1/R of the images), [] without replicates."""
+    v = _val(r, "replicate_deltas")
+    if isinstance(v, (list, tuple)):
+        return [float(x) for x in v]
+    return [float(x) for x in str(v).split()] if v else []
 
 
 def _table(key: str, title: str, rows: list[tuple[dict, dict]], columns: list[str], notes: list[str]) -> Table:
@@ -276,9 +292,13 @@ def _table(key: str, title: str, rows: list[tuple[dict, dict]], columns: list[st
 
 
 def _common_notes(res: Results) -> list[str]:
+    r = res.params.scorer.replicates
     return [f"Profile {res.profile}; every measured row gives its number of evaluation images. "
-            "ΔFID = FID − FID(plain VAR of the same depth on the same paired images), with its "
-            "paired-bootstrap 95% interval; \"within noise\": the interval contains 0."]
+            "ΔFID = FID − FID(plain VAR of the same depth on the same paired images), with its 95% interval: "
+            f"a two-level percentile bootstrap ({res.params.evaluation.n_boot} draws) that resamples the "
+            f"{r} scorer replicates, then each chosen replicate's images (image i uses replicate (i // C) mod {r}), "
+            "so it covers scorer training and image sampling; \"within noise\": the interval contains 0. "
+            f"{REPS}: each replicate's ΔFID on its own 1/{r} of the images (noisier than the pooled ΔFID)."]
 
 
 def _main_series(main: dict, which: str) -> pd.Series:
@@ -287,7 +307,9 @@ def _main_series(main: dict, which: str) -> pd.Series:
     if which == "lsrs":
         d = main.get("fid_diff", {})
         row.update(scorer=main.get("scorer"), fid_diff=d.get("delta"), fid_diff_low=d.get("low"),
-                   fid_diff_high=d.get("high"))
+                   fid_diff_high=d.get("high"), fid_diff_se=d.get("se"), replicate_deltas=d.get("replicate_deltas"),
+                   var_images=d.get("var_images"), tau2=d.get("tau2"), replicates=d.get("replicates"),
+                   M=main.get("M"), ST=main.get("ST"))
     return pd.Series(row, dtype=object)
 
 
@@ -357,7 +379,7 @@ def _flex_rows(res: Results) -> tuple[list[tuple[dict, dict]], list[str]]:
     return rows, notes
 
 
-TABLE1_COLUMNS = ["Model", *(h for h, _, _ in TABLE1_METRICS), "Param", "Step", "Time", CI, SOURCE]
+TABLE1_COLUMNS = ["Model", *(h for h, _, _ in TABLE1_METRICS), "Param", "Step", "Time", CI, REPS, SOURCE]
 
 
 def table01(res: Results) -> Table:
@@ -414,7 +436,7 @@ def _sweep_table(res: Results, key: str, title: str, family: str, label: str, ls
         rows.append(_measured_row(res, {label: int(r[label])}, r, cols))
     if base is None or lsrs.empty:
         notes.append(f"Not measured: sweep family {family} has no {'baseline' if base is None else 'LSRS'} rows.")
-    columns = [label, *(h for h, _, _ in cols), CI, SOURCE]
+    columns = [label, *(h for h, _, _ in cols), CI, REPS, SOURCE]
     return _table(key, title, rows, columns, notes + _common_notes(res))
 
 
@@ -598,8 +620,113 @@ def table10b(res: Results) -> Table:
                   rows, columns, notes + _common_notes(res))
 
 
+# --------------------------------------------------------------------------- power and attribution
+def _target_pct(family: str | None, r) -> float | None:
+    """The half-width limit a row must meet (% of the plain FID), None where the budget decides."""
+    if family is None:
+        return MAIN_TARGET_PCT
+    if family == "m_st2" and int(r["M"]) <= 128:
+        return SWEEP_TARGET_PCT
+    if family == "st_m32":
+        return SWEEP_TARGET_PCT
+    return None
+
+
+def power(n: float, r: int, var_images: float, tau2: float, half_target: float) -> dict:
+    """What N and R a half-width `half_target` needs, from the variance model
+    Var(ΔFID) = a / N + τ² / R (a = var_images * N: image sampling; τ²: between scorer replicates)."""
+    a = var_images * n
+    room = (half_target / Z95) ** 2 - tau2 / r
+    room5 = (half_target / Z95) ** 2 - tau2 / max(r, 5)
+    return {"n_needed": math.ceil(a / room) if room > 0 else None,
+            "n_needed_r5": math.ceil(a / room5) if room5 > 0 else None,
+            "r_needed": math.ceil(tau2 / (half_target / Z95) ** 2) if tau2 > 0 else 1}
+
+
+def _power_rows(res: Results) -> list[tuple[str, pd.Series, float]]:
+    """(family or None for the main run, LSRS row, plain FID) of every measured LSRS row."""
+    out = []
+    if res.main is not None:
+        out.append((None, _main_series(res.main, "lsrs"), float(res.main["baseline"]["fid"])))
+    for family, df in res.sweeps.items():
+        for _, r in df[~df["baseline"]].sort_values(["scorer", "M", "ST", "k"]).iterrows():
+            base = _base(res, family, r["var"])
+            if base is not None:
+                out.append((family, r, float(base["fid"])))
+    return out
+
+
+def table_power(res: Results) -> Table:
+    """Per LSRS row: images, replicates, half-width of the ΔFID interval (absolute and % of the plain
+    FID), the limit it must meet, both variance components, and the N and R that would meet it."""
+    rows = []
+    for family, r, fid0 in _power_rows(res):
+        n, reps = _val(r, "count"), int(_val(r, "replicates") or 1)
+        half = (float(r["fid_diff_high"]) - float(r["fid_diff_low"])) / 2
+        target = _target_pct(family, r)
+        var_images, tau2 = _val(r, "var_images"), float(_val(r, "tau2") or 0.0)
+        need = power(float(n), reps, float(var_images), tau2, (target or SWEEP_TARGET_PCT) * fid0 / 100) \
+            if n and var_images is not None else {}
+        label = "main" if family is None else family
+        run = f"{r.get('scorer')} M={int(r['M'])} " + (f"only scale {int(r['only_scale'])}"
+                                                        if not _missing(_val(r, "only_scale")) else f"ST={int(r['ST'])}")
+        if not _missing(_val(r, "k")) and int(r["k"]) > 1:
+            run += f" k={int(r['k'])}"
+        data = {"family": label, "run": run, "N": n, "R": reps, "ΔFID": r["fid_diff"], "half-width": half,
+                "half-width %": 100 * half / fid0, "limit %": target,
+                "meets": None if target is None else bool(100 * half / fid0 <= target),
+                "sd images (at N)": math.sqrt(var_images) if var_images is not None else None,
+                "sd between replicates": math.sqrt(tau2), **need}
+        disp = {"family": label, "run": run, "N": _count(n), "R": str(reps), "ΔFID": _signed(r["fid_diff"], 2),
+                "half-width": _num(half, 2), "% of FID": f"{100 * half / fid0:.1f}%",
+                "limit": DASH if target is None else f"{target:.0f}%",
+                "meets": DASH if target is None else ("yes" if data["meets"] else "**no**"),
+                "sd images": _num(data["sd images (at N)"], 2), "sd replicates": _num(data["sd between replicates"], 2),
+                "N for limit (this R)": _count(need.get("n_needed")) if need.get("n_needed") else "unreachable",
+                "N for limit (R=5)": _count(need.get("n_needed_r5")) if need.get("n_needed_r5") else "unreachable",
+                "R for limit (N→∞)": _count(need.get("r_needed"))}
+        rows.append((data, disp))
+    columns = ["family", "run", "N", "R", "ΔFID", "half-width", "% of FID", "limit", "meets", "sd images",
+               "sd replicates", "N for limit (this R)", "N for limit (R=5)", "R for limit (N→∞)"]
+    notes = [f"Half-width = half the 95% interval of ΔFID. Limits: {MAIN_TARGET_PCT:.0f}% of the plain FID for the "
+             f"main run, {SWEEP_TARGET_PCT:.0f}% for every m_st2 row with M ≤ 128 and every st_m32 row; other rows "
+             f"are sized by the budget (their 'N for limit' columns use the {SWEEP_TARGET_PCT:.0f}% limit).",
+             "Variance model: Var(ΔFID) = a/N + τ²/R. sd images = sqrt(a/N), the spread of the pooled ΔFID over "
+             "image resamples with the replicates fixed; sd replicates = τ, the DerSimonian-Laird between-replicate "
+             "spread of one replicate's ΔFID (its replicates' images are disjoint, so independent). 'unreachable': "
+             "τ²/R alone exceeds the limit at that R, whatever N."]
+    return _table("power", "Power: ΔFID half-widths, variance components and the N and R each limit needs", rows,
+                  columns, notes)
+
+
+def _attribution_families(res: Results) -> list[tuple[str, str, str]]:
+    """(metrics name, model label, var) of every sweep family with single-scale schedules."""
+    out = [(name, _var_label(res.main_var), res.main_var)
+           for name, sw in res.params.ablations.sweeps.items() if sw.only_scale]
+    if res.params.flexvar.enabled:
+        out += [(f"{FLEX}_{name}", f"FlexVAR-d{res.params.flexvar.var.model.depth}", FLEX)
+                for name, sw in res.params.flexvar.sweeps.items() if sw.only_scale]
+    return out
+
+
+def table11(res: Results) -> Table:
+    """Per-scale attribution: ΔFID when only scale k draws M candidates (m_k = M, 1 elsewhere)."""
+    rows, notes = [], []
+    for family, label, var in _attribution_families(res):
+        lsrs = _rows(res, family, var=var).sort_values("only_scale") if family in res.sweeps else pd.DataFrame()
+        if lsrs.empty:
+            notes.append(f"{label}: not measured (sweep {family} missing).")
+        for _, r in lsrs.iterrows():
+            rows.append(_measured_row(res, {"model": label, "scale k": int(r["only_scale"]), "M": int(r["M"])}, r,
+                                      [("FID↓", "fid", 3)]))
+    if not _attribution_families(res):
+        notes.append("Not measured: no sweep family sets only_scale.")
+    return _table("table11", "Table 11: Where the gain comes from: ΔFID with M candidates at one scale only",
+                  rows, ["model", "scale k", "M", "FID↓", CI, REPS, SOURCE], notes + _common_notes(res))
+
+
 TABLES: tuple[Callable[[Results], Table], ...] = (table01, table02, table03, table04, table05, table06, table07,
-                                                   table08, table09, table10, table10b)
+                                                   table08, table09, table10, table10b, table11, table_power)
 TABLE_INFO = {
     "table01": "The paper's reported Table 1 (cited, typed from the paper) with this run's plain VAR and "
                "VAR + LSRS rows for every depth and the FlexVAR and FlexVAR + LSRS (r_k scorer) rows, time "
@@ -614,6 +741,10 @@ TABLE_INFO = {
     "table09": "Top-k selection vs greedy (k = 1) at the topk sweep's second M (paper: 256).",
     "table10": "Scorer validation accuracy per scale, trained with vs without the first scale.",
     "table10b": "FID of LSRS with the scorer trained with vs without the first scale (companion of Table 10).",
+    "table11": "Beyond the paper: per-scale attribution, ΔFID with M candidates at one scale only (main VAR and "
+               "FlexVAR).",
+    "power": "Power table: per LSRS row N, replicates, the ΔFID half-width (absolute, % of FID) against its limit, "
+             "the image and scorer-replicate variance components, and the N and R that would meet the limit.",
 }
 
 
@@ -686,13 +817,16 @@ FIGURE_INFO = {
                            "VAR and (two more columns) the FlexVAR; the plain model as horizontal lines, shaded: "
                            "the paired 95% interval of FID.",
     "fig04_grids": "Figure 4: fixed-seed samples as ST varies (left) and as M varies (right).",
-    "fig05_scorer_analysis": "Figure 5: scorer validation loss and accuracy per scale for every depth, and the "
+    "fig05_scorer_analysis": "Figure 5: scorer validation loss and accuracy per scale for every depth, the scores "
+                             "of LSRS's selected candidates next to the plain draws and real maps, and the "
                              "main scorer's score histograms (real vs generated) per scale.",
     "fig06_cost": "Figure 6: wall time and peak memory of one CFG batch as M grows.",
     "fig07_score_distributions": "Figure 7: score histograms (real vs generated) per scale for the other depths' "
                                  "scorers.",
     "fig08_grid_M": "Figure 8: fixed-seed samples, one column per M at fixed ST.",
     "fig09_grid_ST": "Figure 9: fixed-seed samples, one column per ST at fixed M.",
+    "fig11_attribution": "Figure 11 (beyond the paper): ΔFID with its interval when only scale k draws M "
+                         "candidates, per k, for the main VAR and FlexVAR, against the zero line.",
 }
 
 
@@ -851,7 +985,7 @@ def figure05(res: Results, colors: dict) -> Figure:
 
     fig = Figure(figsize=(13, 8.5), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1.1])
-    ax_loss, ax_acc = top.subplots(1, 2)
+    ax_loss, ax_acc, ax_sel = top.subplots(1, 3)
     by_name = _analysis(res)
     depth = {v: n for v, n in _depth_scorers(res).items() if n in by_name}
     long = pd.DataFrame([{"scale": p["scale"], "val_loss": p["val_loss"], "val_acc": p["val_acc"],
@@ -871,10 +1005,34 @@ def figure05(res: Results, colors: dict) -> Figure:
             ax.set_ylabel(ylabel)
             ax.set_xticks(sorted(long["scale"].unique()))
             ax.legend(fontsize="small")
-    top.suptitle(f"Figure 5: scorer analysis ({res.profile}); top: per-scale validation loss and accuracy")
+    _selection_panel(ax_sel, by_name.get(res.main_scorer))
+    top.suptitle(f"Figure 5: scorer analysis ({res.profile}); top: per-scale validation loss and accuracy, and "
+                 "the scores of LSRS's selected candidates")
     _score_grid(bottom, _scorer_entries(res, main=True))
     bottom.suptitle("score distributions of held-out maps, main depth (red: real, blue: generated)")
     return fig
+
+
+def _selection_panel(ax, entry: dict | None) -> None:
+    """Mean score (± sd) per scale of real held-out maps, plain VAR maps, the plain draw at LSRS's
+    prefix and the selected candidate: selected above real means selection exploits the scorer."""
+    rows = [p for p in (entry or {}).get("per_scale", []) if p.get("mean_selected") is not None]
+    if not rows:
+        _not_measured(ax, "selection scores of the main scorer")
+        return
+    every = (entry or {})["per_scale"]
+    series = (("real held-out", "mean_real", "std_real", REAL_COLOR, every),
+              ("plain VAR maps", "mean_generated", "std_generated", GENERATED_COLOR, every),
+              ("plain draw at the LSRS prefix", "mean_plain_draw", "std_plain_draw", "0.5", rows),
+              ("selected by LSRS", "mean_selected", "std_selected", "#2ca02c", rows))
+    for i, (label, mean, sd, color, part) in enumerate(series):
+        x = np.array([p["scale"] for p in part]) + (i - 1.5) * 0.08
+        ax.errorbar(x, [p[mean] for p in part], yerr=[p.get(sd) or 0 for p in part], fmt="o-", ms=3, capsize=2,
+                    color=color, label=label)
+    ax.set_xlabel("scale")
+    ax.set_ylabel(f"score of {entry['scorer']} (mean ± sd)")
+    ax.set_xticks([p["scale"] for p in every])
+    ax.legend(fontsize="x-small")
 
 
 def figure07(res: Results, colors: dict) -> Figure:
@@ -977,9 +1135,32 @@ def figure09(res: Results, colors: dict) -> Figure:
     return _grid_figure(res, ["grid_ST"], f"Figure 9: samples as ST varies ({_var_label(res.main_var)})")
 
 
+def figure11(res: Results, colors: dict) -> Figure:
+    """ΔFID with its interval per single LSRS scale, against the zero line, one panel per model."""
+    fams = _attribution_families(res) or [("attribution", _var_label(res.main_var), res.main_var)]
+    fig = Figure(figsize=(4.2 * len(fams), 3.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(fams)))
+    for ax, (family, label, var) in zip(axes, fams):
+        lsrs = _rows(res, family, var=var) if family in res.sweeps else pd.DataFrame()
+        if lsrs.empty:
+            _not_measured(ax, f"sweep {family}")
+            continue
+        lsrs = lsrs.sort_values("only_scale")
+        k, d = lsrs["only_scale"].astype(int), lsrs["fid_diff"].astype(float)
+        err = [d - lsrs["fid_diff_low"].astype(float), lsrs["fid_diff_high"].astype(float) - d]
+        ax.axhline(0, color=VAR_COLOR, lw=1)
+        ax.errorbar(k, d, yerr=err, fmt="o", capsize=3, color=colors.get(_val(lsrs.iloc[0], "scorer"), "C0"))
+        ax.set_xticks(list(k))
+        ax.set_xlabel("the one scale k with M candidates")
+        ax.set_ylabel("ΔFID vs plain (95% interval)")
+        ax.set_title(f"{label}, M = {_values(lsrs, 'M')}, {_count(lsrs['count'].iloc[0])} images", fontsize="medium")
+    fig.suptitle("Figure 11: per-scale attribution of the LSRS gain (below 0: better than plain)")
+    return fig
+
+
 FIGURES = {"fig01_random_scales": figure01, "fig03_ablation_M_ST": figure03, "fig04_grids": figure04,
            "fig05_scorer_analysis": figure05, "fig06_cost": figure06, "fig07_score_distributions": figure07,
-           "fig08_grid_M": figure08, "fig09_grid_ST": figure09}
+           "fig08_grid_M": figure08, "fig09_grid_ST": figure09, "fig11_attribution": figure11}
 
 
 def write_figures(res: Results, out_dir: str | Path, log: Callable[[str], None] = print) -> list[Path]:
@@ -1004,7 +1185,7 @@ class Claim:
     claim: str
     paper: str  # where the paper says it (and its reported numbers)
     evidence: str  # this run's numbers, all from the input files
-    verdict: str  # agrees | disagrees | within noise | not measured
+    verdict: str  # agrees | disagrees | undecided (the interval holds both readings) | not measured
 
 
 def _vs_zero(r, want_negative: bool = True) -> str:
@@ -1013,7 +1194,7 @@ def _vs_zero(r, want_negative: bool = True) -> str:
     if r is None or _missing(low) or _missing(high):
         return "not measured"
     if _contains_zero(low, high):
-        return "within noise"
+        return "undecided"
     return "agrees" if (high < 0) == want_negative else "disagrees"
 
 
@@ -1024,7 +1205,7 @@ def _combine(verdicts: list[str]) -> str:
         return "not measured"
     if "disagrees" in measured:
         return "disagrees"
-    return "agrees" if all(v == "agrees" for v in measured) else "within noise"
+    return "agrees" if all(v == "agrees" for v in measured) else "undecided"
 
 
 def _interval(r) -> tuple[float, float]:
@@ -1053,10 +1234,23 @@ def claim_main(res: Results) -> Claim:
         return Claim(claim, paper, "metrics/main.json missing", "not measured")
     d, m = res.main["fid_diff"], res.main
     r = {"scorer": m.get("scorer"), "fid_diff_low": d["low"], "fid_diff_high": d["high"]}
-    ev = (f"M={m['M']}, ST={m['ST']}, {m['images']} images: FID {_num(m['baseline']['fid'])} → "
-          f"{_num(m['lsrs']['fid'])}, ΔFID {_ci(d['delta'], d['low'], d['high'])}; share of bootstrap draws "
-          f"not better: {_num(d.get('share_not_better'), 2)}")
-    return Claim(claim, paper, ev, _vs_zero(r))
+    ev = (f"M={m['M']}, ST={m['ST']}, {m['images']} images, {d.get('replicates') or 1} scorer replicates: FID "
+          f"{_num(m['baseline']['fid'])} → {_num(m['lsrs']['fid'])}, ΔFID {_ci(d['delta'], d['low'], d['high'])} "
+          f"(half-width {_pct(m.get('half_width_pct', 0) / 100)} of FID); share of bootstrap draws not better: "
+          f"{_num(d.get('share_not_better'), 2)}")
+    reps = d.get("replicate_deltas") or []
+    if reps:
+        ev += "; per replicate " + ", ".join(_signed(x, 2) for x in reps)
+    verdict = _vs_zero(r)
+    if verdict == "undecided" and d.get("var_images") is not None:
+        fid0 = float(m["baseline"]["fid"])
+        need = power(float(m["images"]), int(d.get("replicates") or 1), float(d["var_images"]),
+                     float(d.get("tau2") or 0.0), MAIN_TARGET_PCT * fid0 / 100)
+        ev += (f"; sd images {_num(math.sqrt(d['var_images']), 2)}, sd between replicates "
+               f"{_num(math.sqrt(d.get('tau2') or 0.0), 2)}: a {MAIN_TARGET_PCT:.0f}% half-width needs N = "
+               f"{_count(need['n_needed']) if need['n_needed'] else 'unreachable'} at this R, "
+               f"R ≥ {need['r_needed']} for any N (power table)")
+    return Claim(claim, paper, ev, verdict)
 
 
 def claim_small_m(res: Results) -> Claim:
@@ -1094,12 +1288,12 @@ def claim_m_shape(res: Results) -> Claim:
     if i < len(curve) - 1:
         ev += f"; at the largest {_fid_text(last, 'M=' + str(int(last['M'])))}"
     if 0 < i < len(curve) - 1:
-        verdict = "agrees" if _separated(best, first) and _separated(best, last) else "within noise"
+        verdict = "agrees" if _separated(best, first) and _separated(best, last) else "undecided"
     else:
         other = curve.iloc[1] if i == 0 else curve.iloc[-2]
-        verdict = "disagrees" if _separated(best, other) else "within noise"
+        verdict = "disagrees" if _separated(best, other) else "undecided"
         ev += "; the lowest FID is at the " + ("smallest" if i == 0 else "largest") + " M"
-    return Claim(claim, paper, ev + ("" if verdict != "within noise" else "; the intervals overlap"), verdict)
+    return Claim(claim, paper, ev + ("" if verdict != "undecided" else "; the intervals overlap"), verdict)
 
 
 def claim_st(res: Results) -> Claim:
@@ -1115,9 +1309,9 @@ def claim_st(res: Results) -> Claim:
     if st2 is None:
         best_v = "not measured"
     elif int(best["ST"]) == 2:
-        best_v = "agrees" if len(order) == 1 or _separated(best, order.iloc[1]) else "within noise"
+        best_v = "agrees" if len(order) == 1 or _separated(best, order.iloc[1]) else "undecided"
     else:
-        best_v = "disagrees" if _separated(best, st2) else "within noise"
+        best_v = "disagrees" if _separated(best, st2) else "undecided"
     parts = [f"ST={st}: not measured" if r is None else _fid_text(r, f"ST={st}") for st, r in ((1, st1), (2, st2))]
     ev = "; ".join(parts) + f"; lowest FID at ST={int(best['ST'])}"
     return Claim(claim, paper, ev, _combine([hurts, best_v]))
@@ -1136,7 +1330,7 @@ def claim_loss(res: Results) -> Claim:
     ev = "; ".join(f"M={m}: pairwise {_num(q['fid'])} vs pointwise {_num(p['fid'])}" for m, p, q in pairs)
     ev += f"; pairwise lower at {wins} of {len(pairs)} M"
     if not any(_separated(p, q) for _, p, q in pairs):
-        return Claim(claim, paper, ev + "; the intervals overlap at every M", "within noise")
+        return Claim(claim, paper, ev + "; the intervals overlap at every M", "undecided")
     return Claim(claim, paper, ev, "agrees" if wins > len(pairs) / 2 else "disagrees")
 
 
@@ -1179,22 +1373,43 @@ def claim_first_scale(res: Results) -> Claim:
     return Claim(claim, paper, ev, "agrees" if abs(worst) < FIRST_SCALE_PP else "disagrees")
 
 
+def _compare(a, b, fid0: float) -> str:
+    """a vs b (two LSRS rows on the same paired images): 'better' / 'worse' when the interval of
+    ΔFID_a − ΔFID_b excludes 0, 'equivalent' when it lies within ±EQUIVALENCE_PCT % of the plain FID,
+    else 'undecided'. The interval is ± 1.96 sqrt(se_a² + se_b²), conservative for positively
+    correlated rows (shared images)."""
+    se_a, se_b = _val(a, "fid_diff_se"), _val(b, "fid_diff_se")
+    if se_a is None or se_b is None:
+        return "undecided"
+    diff, half = float(a["fid_diff"]) - float(b["fid_diff"]), Z95 * math.hypot(float(se_a), float(se_b))
+    margin = EQUIVALENCE_PCT * fid0 / 100
+    if diff + half < 0:
+        return "better"
+    if diff - half > 0:
+        return "worse"
+    return "equivalent" if -margin <= diff - half and diff + half <= margin else "undecided"
+
+
 def claim_topk(res: Results) -> Claim:
-    claim = "Top-k selection is no better than greedy selection (k = 1)"
+    claim = f"Top-k selection is no better than greedy selection (k = 1); equivalence margin ±{EQUIVALENCE_PCT:.0f}% of FID"
     paper = "Tables 8, 9: k = 2..16 within 1.63-1.71 vs greedy 1.66 (M=128) and 1.70 (M=256)"
     topk = _rows(res, "topk", var=res.main_var, k=None)
     greedy = _rows(res, "m_st2", var=res.main_var, scorer=res.main_scorer)
-    parts, better = [], []
+    base = _base(res, "m_st2", res.main_var)
+    parts, outcomes = [], []
     for _, r in topk.sort_values(["M", "k"]).iterrows():
         g = _at(greedy, "M", r["M"])
-        if g is None:
+        if g is None or base is None:
             continue
-        parts.append(f"M={int(r['M'])} k={int(r['k'])}: {_num(r['fid'])} vs greedy {_num(g['fid'])}")
-        better.append(r["fid"] < g["fid"] and _separated(r, g))
+        outcome = _compare(r, g, float(base["fid"]))
+        parts.append(f"M={int(r['M'])} k={int(r['k'])}: {_num(r['fid'])} vs greedy {_num(g['fid'])} ({outcome})")
+        outcomes.append(outcome)
     if not parts:
         return Claim(claim, paper, "no topk row with a greedy row at the same M", "not measured")
-    ev = "; ".join(parts) + f"; top-k better beyond overlapping intervals in {sum(better)} of {len(better)}"
-    return Claim(claim, paper, ev, "disagrees" if any(better) else "agrees")
+    ev = "; ".join(parts)
+    if "better" in outcomes:
+        return Claim(claim, paper, ev, "disagrees")
+    return Claim(claim, paper, ev, "agrees" if all(o in ("equivalent", "worse") for o in outcomes) else "undecided")
 
 
 def claim_depth(res: Results) -> Claim:
@@ -1265,9 +1480,12 @@ def write_readme(res: Results, out_dir: str | Path) -> Path:
                   f"ST = {m.get('ST')}, {m.get('images')} evaluation images. Ablations: "
                   f"{p.ablations.per_class} images per class per run.", ""]
     lines += ["## Paper vs this run", "",
-              "ΔFID = FID − FID(plain VAR, same depth, same paired images) with its paired-bootstrap 95% "
-              "interval. *within noise*: the interval contains 0 or, when two configurations are compared, "
-              "their intervals overlap (a conservative reading).", "",
+              "ΔFID = FID − FID(plain VAR, same depth, same paired images) with its 95% interval, a two-level "
+              f"bootstrap over {p.scorer.replicates} scorer replicates and the images ({p.evaluation.n_boot} "
+              "percentile draws; `power` table: half-widths and variance components). *undecided*: the "
+              "interval holds both readings (it contains 0 or, when two configurations are compared, their "
+              "intervals overlap); the power table says which N and R would decide it. \"No difference\" "
+              f"claims use an equivalence margin of ±{EQUIVALENCE_PCT:.0f}% of the plain FID.", "",
               "| # | claim of the paper | paper | this run | verdict |", "|---|---|---|---|---|"]
     for i, c in enumerate(scorecard(res), 1):
         cells = (str(i), c.claim, c.paper, c.evidence, f"**{c.verdict}**")

@@ -214,10 +214,10 @@ def lsrs_plan(scorer_path: str | Path, vae: VQVAE, schedule: tuple[int, ...],
               selection: SelectionConfig = SelectionConfig(), patch_nums: tuple[int, ...] | None = None) -> LSRSPlan:
     """Load a trained scorer (folder or .pth) and wrap it for `make_selector`; checks it fits the tokenizer
     (a FlexVAE with the sampling schedule `patch_nums`)."""
-    from lsrs.scorer import ScorerScoreFn, check_compatible, load_scorer, make_input
+    from lsrs.scorer import ScorerScoreFn, check_compatible, make_input
 
-    path = Path(scorer_path)
-    scorer = load_scorer(path / "scorer.pth" if path.is_dir() else path).to(next(vae.parameters()).device)
+    path = scorer_replicates(scorer_path)[0]  # a folder of replicates: the first
+    scorer = load_scorer_from(path).to(next(vae.parameters()).device)
     check_compatible(scorer.cfg, vae, patch_nums)
     scales = len(patch_nums or vae.cfg.patch_nums)
     if len(schedule) != scales:
@@ -226,10 +226,55 @@ def lsrs_plan(scorer_path: str | Path, vae: VQVAE, schedule: tuple[int, ...],
     return LSRSPlan(score_fn, tuple(schedule), selection)
 
 
+def scorer_replicates(folder: str | Path) -> list[Path]:
+    """The scorers of a scorer folder: the folder itself when it holds one (scorer.pth, or a linked
+    checkpoint; e.g. `lsrs train-scorer`), else its replicate folders r0, r1, ... (the pipeline's
+    `scorer@<name>` stages); a .pth path is its own single scorer."""
+    folder = Path(folder)
+    if folder.suffix == ".pth" or _has_scorer(folder):
+        return [folder]
+    reps = sorted((p for p in folder.glob("r*") if p.name[1:].isdigit() and _has_scorer(p)),
+                  key=lambda p: int(p.name[1:]))
+    if not reps:
+        raise FileNotFoundError(f"no trained scorer in {folder} (neither scorer.pth nor r<i>/scorer.pth); "
+                                "train it with `dvc repro scorer@<name>` or `lsrs train-scorer`")
+    return reps
+
+
+def _has_scorer(folder: Path) -> bool:
+    from lsrs.checkpoint import linked_checkpoint
+
+    return (folder / "scorer.pth").is_file() or linked_checkpoint(folder, "scorer") is not None
+
+
+def load_scorer_from(path: str | Path):
+    """A scorer from a run folder (trained here or linking a checkpoint) or a .pth with its .json beside it."""
+    from lsrs.scorer import Scorer, ScorerConfig
+
+    ckpt, side = resolve_checkpoint(path, "scorer")
+    model = load_into(Scorer(config_from_json(ScorerConfig, side)), ckpt, "scorer checkpoint",
+                      "train it with `lsrs train-scorer` or `dvc repro scorer@<name>`")
+    return model.eval()
+
+
+def lsrs_plans(scorer_folder: str | Path, vae: VQVAE, schedule: tuple[int, ...],
+               selection: SelectionConfig = SelectionConfig(), patch_nums: tuple[int, ...] | None = None
+               ) -> list[LSRSPlan]:
+    """One plan per scorer replicate of `scorer_folder` (see `scorer_replicates`)."""
+    return [lsrs_plan(p, vae, schedule, selection, patch_nums) for p in scorer_replicates(scorer_folder)]
+
+
+def replicate_of(n: int, num_classes: int, replicates: int) -> torch.Tensor:
+    """The scorer replicate of each of n evaluation images: image i (class i % C, the j = i // C-th
+    image of its class) uses replicate j % R, so every replicate sees every class equally often."""
+    return (torch.arange(n) // num_classes) % replicates
+
+
 def sample_images(var: VAR, vae: VQVAE, labels: torch.Tensor, sampling, seed: int,
                   batch_size: int | None = None, first_id: int = 0, progress: bool = True,
-                  plan: LSRSPlan | None = None, runtime: Runtime = CPU) -> torch.Tensor | None:
-    """uint8 images (N, C, H, W) for `labels`; image i uses sample id first_id + i.
+                  plan: LSRSPlan | None = None, runtime: Runtime = CPU,
+                  ids: torch.Tensor | None = None) -> torch.Tensor | None:
+    """uint8 images (N, C, H, W) for `labels`; image i uses sample id first_id + i (or ids[i] when given).
 
     With the per-sample RNG the tokens do not depend on batch_size, and image i sees the same
     draws whatever the LSRS plan (candidate 0 of every scale is the plain sampler's draw). With the
@@ -241,12 +286,12 @@ def sample_images(var: VAR, vae: VQVAE, labels: torch.Tensor, sampling, seed: in
     """
     bs = batch_size or sampling.batch_size
     starts = range(0, len(labels), bs)
+    ids = torch.arange(first_id, first_id + len(labels)) if ids is None else torch.as_tensor(ids)
     mine = {}
     for n in tqdm(runtime.mine(len(starts)), desc="sample", unit="batch", disable=not progress):
         start = starts[n]
         lab = labels[start:start + bs]
-        ids = torch.arange(first_id + start, first_id + start + len(lab))
-        sel = make_selector(sampling, ids, seed if sampling.rng == "per-sample" else seed + n, plan)
+        sel = make_selector(sampling, ids[start:start + bs], seed if sampling.rng == "per-sample" else seed + n, plan)
         with runtime.autocast():
             mine[n] = to_uint8(generate_model(var, vae, lab, sel, cfg=sampling.cfg).images).cpu()
     parts = runtime.gather(mine)
@@ -359,7 +404,39 @@ def train_scorer(params: Params, tokenizer_dir: Path, real_dir: Path, generated_
                vae, params.scorer.model, train_cfg, out_dir, log=log, device=rt.device, runtime=rt)
 
 
-# --------------------------------------------------------------------------- evaluation
+def train_replicates(fit_one: Callable[[Path, int], dict], out_dir: Path, replicates: int, seed: int,
+                     log: Callable[[str], None] = print) -> list[dict]:
+    """Train `replicates` scorers, replicate r into out_dir/r<r> with seed + r (`fit_one(folder, seed)`;
+    each resumes on its own), and write out_dir/replicates.json with their validation results."""
+    out_dir = Path(out_dir)
+    results = []
+    for r in range(replicates):
+        log(f"scorer replicate {r + 1}/{replicates} (seed {seed + r}) -> {out_dir / f'r{r}'}")
+        results.append(fit_one(out_dir / f"r{r}", seed + r))
+    if results and all(results):  # torchrun ranks other than 0 return {}
+        T.write_json({"replicates": replicates, "seeds": [seed + r for r in range(replicates)],
+                      "best_val_acc": [m.get("best_val_acc") for m in results],
+                      "val_acc_per_scale": [m.get("val_acc_per_scale") for m in results]}, out_dir / "replicates.json")
+    return results
+
+
+def link_scorer(params: Params, name: str, out_dir: Path, log: Callable[[str], None] = print) -> dict:
+    """scorer.runs.<name>.checkpoint (e.g. the authors' RewardNet state dict) checked against its sha256
+    and scorer.model (keys and shapes, strictly) and linked as the run's one replicate, out_dir/r0."""
+    from lsrs.checkpoint import link_checkpoint
+    from lsrs.scorer import Scorer
+
+    run, cfg = params.scorer.runs[name], params.scorer.model
+    with torch.device("meta"):
+        model = Scorer(cfg)
+    source = link_checkpoint(model, cfg, run.checkpoint, run.sha256, Path(out_dir) / "r0", "scorer",
+                             f"scorer checkpoint ({name})",
+                             f"Put the scorer's state dict there or set scorer.runs.{name}.checkpoint "
+                             "(a plain state dict with the authors' RewardNet keys).")
+    log(f"scorer {name}: {source['path']} checked (sha256 {source['sha256'][:12]}..., keys and shapes) -> {out_dir}/r0")
+    return source
+
+
 def train_evaluator(params: Params, out_dir: Path, log: Callable[[str], None] = print) -> dict:
     """The mini feature extractor: a classifier trained on the profile's training images."""
     from lsrs.evaluator import train_evaluator as fit
@@ -445,11 +522,13 @@ class EvalSetup:
         return cls(params, vae.to(rt.device), extractor, ref, rt)
 
 
-def evaluate_model(setup: EvalSetup, var: VAR, out_dir: Path, plan: LSRSPlan | None = None,
+def evaluate_model(setup: EvalSetup, var: VAR, out_dir: Path, plan: LSRSPlan | list[LSRSPlan] | None = None,
                    per_class: int | None = None, save_samples: bool = True, log: Callable[[str], None] = print):
     """Generate the evaluation set (stream 'eval', image i = sample id i, class i % C), score it, and
     write metrics.json, features.pt (per-image features, for paired comparisons) and samples.npz.
 
+    `plan` may be a list, one per scorer replicate: image i then uses replicate `replicate_of` (the
+    list is in metrics.json as `replicates`, and the returned features carry `.replicate`, (N,)).
     Returns (metrics, features). Image i is the same draw in every run with the same seed, so runs
     with other `per_class` share their first images and any two runs are paired. With several ranks
     the sampling is split (see `sample_images`), rank 0 scores and writes, the others return (None, None).
@@ -464,24 +543,38 @@ def evaluate_model(setup: EvalSetup, var: VAR, out_dir: Path, plan: LSRSPlan | N
     var = var.to(rt.device)
     n = (per_class or ev.per_class) * var.cfg.num_classes
     labels = torch.arange(n) % var.cfg.num_classes
+    plans = plan if isinstance(plan, list) else [plan]
+    groups = replicate_of(n, var.cfg.num_classes, len(plans))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    schedule = list(plan.schedule) if plan else [1] * len(var.cfg.patch_nums)
-    log(f"evaluate: {n} images, schedule {schedule} ({rt.describe()})")
+    first = plans[0]
+    schedule = list(first.schedule) if first else [1] * len(var.cfg.patch_nums)
+    log(f"evaluate: {n} images, schedule {schedule}" + (f", {len(plans)} scorer replicates" if len(plans) > 1 else "")
+        + f" ({rt.describe()})")
     rt.reset_peak_memory()
     t0 = time.perf_counter()
-    images = sample_images(var, setup.vae, labels, setup.params.sampling, ev.seed, plan=plan, runtime=rt)
+    parts = {}
+    for r, p in enumerate(plans):
+        ids = torch.nonzero(groups == r).flatten()
+        parts[r] = sample_images(var, setup.vae, labels[ids], setup.params.sampling, ev.seed, plan=p, runtime=rt,
+                                 ids=ids)
     gen_seconds = time.perf_counter() - t0
     peak_gpu = rt.peak_memory_mib()
-    if images is None:
+    if any(x is None for x in parts.values()):
         return None, None
+    images = torch.empty((n, *parts[0].shape[1:]), dtype=parts[0].dtype)
+    for r, x in parts.items():
+        images[groups == r] = x
     if save_samples:
         write_samples(out_dir / "samples.npz", images, labels)
     feats = compute_features(images, setup.extractor, batch_size=ev.feature_batch_size, device=rt.device)
+    feats = dataclasses.replace(feats, replicate=groups if len(plans) > 1 else None)
     save_features(feats, out_dir / "features.pt")
     metrics = evaluate_features(feats, setup.reference, device=rt.device)
-    metrics.update(schedule=schedule, selection=dataclasses.asdict(plan.selection) if plan and not plan.is_plain
-                   else None, seed=ev.seed, stream="eval", sample_ids=[0, n], generation_seconds=gen_seconds,
+    metrics.update(schedule=schedule, selection=dataclasses.asdict(first.selection) if first and not first.is_plain
+                   else None, seed=ev.seed, stream="eval", sample_ids=[0, n], replicates=len(plans),
+                   replicate_rule="image i uses replicate (i // num_classes) % replicates" if len(plans) > 1 else None,
+                   generation_seconds=gen_seconds,
                    seconds_per_image=gen_seconds / n, device=str(rt.device), autocast=rt.precision,
                    processes=rt.world, peak_gpu_mib=peak_gpu,
                    peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
@@ -499,7 +592,10 @@ def evaluate(params: Params, tokenizer_dir: Path, var_dir: Path, evaluator_dir: 
 
 
 def paired_fid_diff(baseline, candidate, setup: EvalSetup, seed: int = 0) -> dict:
-    """FID(candidate) - FID(baseline) with its paired-bootstrap 95% interval (see evaluation.compare_runs)."""
+    """FID(candidate) - FID(baseline) with its paired-bootstrap 95% interval (see evaluation.compare_runs);
+    two-level over the candidate's scorer replicates when its features carry them (`.replicate`)."""
     from lsrs.evaluation import compare_runs
 
-    return compare_runs(baseline, candidate, setup.reference, seed=seed, device=setup.runtime.device)
+    groups = getattr(candidate, "replicate", None)
+    return compare_runs(baseline, candidate, setup.reference, seed=seed, device=setup.runtime.device,
+                        n_boot=setup.params.evaluation.n_boot, groups=groups)

@@ -8,7 +8,8 @@ input x (N, C, S, S) goes through stride-2 stages of residual blocks, each block
 where the shortcut is conv1x1 + LN when the block changes width or resolution (the first block of
 every stage) and the identity otherwise; the stride 2 sits in the first block's first conv and its
 shortcut. Dropout follows every stage. The flattened feature is concatenated with a class and a
-scale embedding (Embedding -> Linear, emb_dim each) and an MLP with LeakyReLU maps it to one score.
+scale embedding (Embedding -> Linear, emb_dim each) and an MLP maps it to one score: LeakyReLU after
+every hidden Linear but the last (the authors' `fuser` ends in a bare Linear(256, 128)), then `out_proj`.
 Convs have no bias (each is followed by a LayerNorm). The `paper` preset (32x16x16 input, widths
 32->64->128->256 ending at 256x2x2, MLP 1280->512->256->128->1) has exactly 4,007,425 parameters,
 and its state-dict keys and shapes equal the authors' manifest.
@@ -142,9 +143,12 @@ class Scorer(nn.Module):
         self.class_label_proj = nn.Linear(cfg.emb_dim, cfg.emb_dim)
         self.stage_label_embedding = nn.Embedding(cfg.num_scales, cfg.emb_dim)
         self.stage_label_proj = nn.Linear(cfg.emb_dim, cfg.emb_dim)
+        # the authors' fuser: LeakyReLU after every hidden Linear but the last, which feeds out_proj directly
         layers, d = [], cfg.feature_dim + 2 * cfg.emb_dim
-        for h in cfg.mlp_dims:
-            layers += [nn.Linear(d, h), nn.LeakyReLU(cfg.leaky_slope)]
+        for i, h in enumerate(cfg.mlp_dims):
+            layers.append(nn.Linear(d, h))
+            if i < len(cfg.mlp_dims) - 1:
+                layers.append(nn.LeakyReLU(cfg.leaky_slope))
             d = h
         self.fuser = nn.Sequential(*layers)
         self.out_proj = nn.Linear(d, 1)
@@ -155,15 +159,16 @@ class Scorer(nn.Module):
         return [getattr(self, f"conv_stage_{i + 1}") for i in range(len(self.cfg.widths))]
 
     def reset_parameters(self) -> None:
-        """Kaiming-normal (fan_out) convs, Xavier-uniform linears with zero bias, N(0, 0.02) embeddings."""
+        """The authors' init: Kaiming-normal (fan_out, ReLU gain) convs, Xavier-uniform linears with zero
+        bias, N(0, 0.02) embeddings truncated at +-2 (absolute, as torch's default: in effect untruncated)."""
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, a=self.cfg.leaky_slope, mode="fan_out", nonlinearity="leaky_relu")
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(m, nn.Linear):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
             elif isinstance(m, nn.Embedding):
-                nn.init.trunc_normal_(m.weight, std=0.02, a=-0.04, b=0.04)
+                nn.init.trunc_normal_(m.weight, std=0.02)
             elif isinstance(m, nn.LayerNorm):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)

@@ -18,12 +18,19 @@ Pairs and scales (our reading of the paper and the authors' description, see the
   k)" tuple of Eq. (4) taken for all k of the same two images, as the authors' code scores every
   stage jointly with its stage label; real and generated inputs are always compared at the same k.
   A batch of `batch_size` pairs is therefore 2 * batch_size * (#scales) scorer evaluations;
-* pairs are re-drawn every epoch from (seed, epoch): within class c the real and the generated
-  maps are each walked in a fresh random order (cycled when one side is shorter) to form
-  `pairs_per_class` pairs (default max(#real_c, #gen_c), so every training map of the class is used
-  at least once per epoch); all classes' pairs are then shuffled together. Re-drawing lets the
-  scorer see many of the #real_c x #gen_c possible pairs over the epochs, while an epoch stays linear
-  in the number of maps. The validation pairs are drawn once, the same way, from the held-out maps.
+* which pairs (the authors' `train_score.py` by default): every same-class (real, generated) pair of
+  the training split is a candidate, and a fixed random `pair_fraction` of them (1%) is drawn once,
+  per class (round(pair_fraction * n_real_c * n_gen_c) distinct pairs of class c; the authors draw 1%
+  of all classes' pairs together, so their per-class counts vary binomially around ours); every epoch
+  walks the same pairs in a fresh order seeded by (seed, epoch). The validation pairs are a fixed
+  `val_pair_fraction` (10%) of the held-out maps' same-class pairs. On the mini profile (900 x 900
+  training maps per class, 10 classes) that is 81,000 pairs, 633 steps per epoch at batch 128; on the
+  paper profile (900 generated x ~1,170 real training maps per class, 1000 classes) about 10.5 M
+  pairs, 82,000 steps per epoch.
+* alternatively (`pairs_per_class` set) pairs are re-drawn every epoch from (seed, epoch): within class
+  c the real and the generated maps are each walked in a fresh random order (cycled when one side is
+  shorter) to form `pairs_per_class` pairs; all classes' pairs are then shuffled together. An epoch
+  stays linear in the number of maps (`val_pairs_per_class` likewise for the validation pairs).
 
 Losses, per (pair, scale): ``pairwise`` -log sigmoid(s_real - s_gen) (Eq. 4); ``pointwise`` the
 binary cross-entropy with real = 1 and generated = 0 averaged over the pair's two points,
@@ -85,8 +92,10 @@ class ScorerTrainConfig:
     weight_decay: float = 0.0  # Adam's L2 term (appendix A: none stated)
     grad_clip: float = 0.0  # max grad norm; 0 disables
     val_fraction: float = 0.1  # per class and per collection
-    pairs_per_class: int | None = None  # training pairs per class and epoch (None: max(#real_c, #gen_c))
-    val_pairs_per_class: int | None = None  # validation pairs per class (None: max of the held-out counts)
+    pair_fraction: float = 0.01  # the authors': a fixed 1% of all same-class training pairs
+    val_pair_fraction: float = 0.1  # and 10% of the validation pairs
+    pairs_per_class: int | None = None  # instead: this many pairs per class, re-drawn every epoch
+    val_pairs_per_class: int | None = None  # instead: this many validation pairs per class
     without_first_scale: bool = False  # appendix H: do not train on scale 0 (still evaluated and reported)
     seed: int = 0
     checkpoint_every: int = 200  # steps between resume snapshots (also after every epoch)
@@ -102,6 +111,9 @@ class ScorerTrainConfig:
         for name in ("pairs_per_class", "val_pairs_per_class"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 or null, got {getattr(self, name)}")
+        for name in ("pair_fraction", "val_pair_fraction"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
         if self.lr <= 0 or not 0 <= self.min_lr_ratio <= 1:
             raise ValueError("lr must be > 0 and min_lr_ratio in [0, 1]")
         if not 0 <= self.warmup_epochs <= self.epochs:
@@ -207,6 +219,44 @@ def make_pairs(real_by_class: dict, gen_by_class: dict, per_class: int | None, g
     return ri[perm], gi[perm]
 
 
+def sample_all_pairs(real_by_class: dict, gen_by_class: dict, fraction: float, g: torch.Generator
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed random `fraction` of every class's n_real x n_gen same-class pairs, drawn without
+    replacement per class (at least one pair per class that has both), all classes shuffled together."""
+    ri, gi = [], []
+    for c in sorted(set(real_by_class) & set(gen_by_class)):
+        r, q = real_by_class[c], gen_by_class[c]
+        total = len(r) * len(q)
+        if total == 0:
+            continue
+        k = max(1, round(fraction * total))
+        flat = _distinct(total, k, g)
+        ri.append(r[flat // len(q)])
+        gi.append(q[flat % len(q)])
+    if not ri:
+        return torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+    ri, gi = torch.cat(ri), torch.cat(gi)
+    perm = torch.randperm(len(ri), generator=g)
+    return ri[perm], gi[perm]
+
+
+def _distinct(total: int, k: int, g: torch.Generator) -> torch.Tensor:
+    """k distinct integers in [0, total), uniformly: a permutation prefix, or for huge totals random
+    draws with duplicates dropped and topped up (a permutation of 10^9 would not fit in memory)."""
+    if total <= 50_000_000:
+        return torch.randperm(total, generator=g)[:k]
+    picked = torch.zeros(0, dtype=torch.long)
+    while len(picked) < k:
+        draw = torch.randint(total, (2 * (k - len(picked)),), generator=g)
+        picked = torch.cat([picked, draw]).unique(sorted=False)  # order is reshuffled by the caller
+    return picked[:k]
+
+
+def shuffled(pairs: tuple[torch.Tensor, torch.Tensor], g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    perm = torch.randperm(len(pairs[0]), generator=g)
+    return pairs[0][perm], pairs[1][perm]
+
+
 class InputBank:
     """Scorer inputs of one token-map collection at all scales: a precomputed tensor or built per batch."""
 
@@ -301,8 +351,15 @@ class ScorerTrainer(_Trainer):
     # pairs of an epoch are a function of (seed, epoch) only, so a resumed run sees the same batches
     def epoch_pairs(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
         if getattr(self, "_pairs_cache", None) is None or self._pairs_cache[0] != epoch:
-            self._pairs_cache = (epoch, make_pairs(self.train_real, self.train_gen, self.tcfg.pairs_per_class,
-                                                   _gen(self.tcfg.seed, 1, epoch)))
+            g = _gen(self.tcfg.seed, 1, epoch)
+            if self.tcfg.pairs_per_class is not None:
+                pairs = make_pairs(self.train_real, self.train_gen, self.tcfg.pairs_per_class, g)
+            else:
+                if getattr(self, "_fixed_pairs", None) is None:
+                    self._fixed_pairs = sample_all_pairs(self.train_real, self.train_gen, self.tcfg.pair_fraction,
+                                                         _gen(self.tcfg.seed, 3))
+                pairs = shuffled(self._fixed_pairs, g)
+            self._pairs_cache = (epoch, pairs)
         return self._pairs_cache[1]
 
     def snapshot_extra(self):
@@ -477,7 +534,9 @@ def train_scorer(real_tokens, real_labels, gen_tokens, gen_labels, vae: VQVAE, s
     missing = sorted(set(real_labels.unique().tolist()) ^ set(gen_labels.unique().tolist()))
     if missing:
         log(f"warning: classes {missing} have maps in only one collection and are not used")
-    val_pairs = make_pairs(real_val, gen_val, train_cfg.val_pairs_per_class, _gen(train_cfg.seed, 2))
+    val_pairs = (make_pairs(real_val, gen_val, train_cfg.val_pairs_per_class, _gen(train_cfg.seed, 2))
+                 if train_cfg.val_pairs_per_class is not None else
+                 sample_all_pairs(real_val, gen_val, train_cfg.val_pair_fraction, _gen(train_cfg.seed, 2)))
     if len(val_pairs[0]) == 0:
         raise ValueError("no validation pairs: every class needs >= 2 real and >= 2 generated maps")
 
@@ -544,4 +603,5 @@ def train_scorer(real_tokens, real_labels, gen_tokens, gen_labels, vae: VQVAE, s
 
 
 __all__ = ["ScorerTrainConfig", "LOSSES", "pair_loss", "cosine_lr", "token_arrays", "split_per_class", "make_pairs",
+           "sample_all_pairs",
            "InputBank", "score_pairs", "evaluate", "ScorerTrainer", "plot_validation", "train_scorer"]

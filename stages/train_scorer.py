@@ -1,5 +1,6 @@
-"""Stage `scorer@<name>`: train the scorer run scorer.runs.<name> (real vs its VAR's generated maps);
-with --family flexvar (stage flex_scorer, no --name) the flexvar.scorer on r_k (real vs FlexVAR maps)."""
+"""Stage `scorer@<name>`: train the scorer run scorer.runs.<name> (real vs its VAR's generated maps),
+scorer.replicates times (replicate r with seed scorer.train.seed + r, in <out>/r<r>), or link its
+checkpoint; with --family flexvar (stage flex_scorer, no --name) the flexvar.scorer on r_k."""
 from pathlib import Path
 
 import typer
@@ -13,7 +14,7 @@ app = _stage.app(__doc__)
 def main(name: str = typer.Option(None, help="A scorer.runs name, e.g. d4-pairwise (family var)."),
          params: Path = _stage.PARAMS, root: Path = _stage.ROOT, family: str = _stage.FAMILY):
     from lsrs import flex
-    from lsrs.runs import train_scorer
+    from lsrs.runs import link_scorer, train_replicates, train_scorer
 
     def step(p, layout):
         layout = _stage.family_layout(family, layout)
@@ -24,9 +25,18 @@ def main(name: str = typer.Option(None, help="A scorer.runs name, e.g. d4-pairwi
         else:
             run = p.scorer.runs[name]
             out = layout.scorer(name)
-            train_scorer(p, layout.tokenizer, layout.real_tokens, layout.generated_tokens(run.var), out,
-                         log=_stage.echo, loss=run.loss, without_first_scale=run.without_first_scale)
-        _stage.drop_scratch(out)
+            if run.checkpoint:
+                link_scorer(p, name, out, log=_stage.echo)
+                return
+
+            def fit_one(folder, seed):
+                return train_scorer(p, layout.tokenizer, layout.real_tokens, layout.generated_tokens(run.var), folder,
+                                    log=_stage.echo, loss=run.loss, without_first_scale=run.without_first_scale,
+                                    seed=seed)
+
+            train_replicates(fit_one, out, p.scorer.replicates, p.scorer.train.seed, log=_stage.echo)
+        for folder in out.glob("r*"):
+            _stage.drop_scratch(folder)
 
     _stage.run(step, params, root)
 

@@ -4,6 +4,7 @@ Synthetic data and a randomly initialised mini evaluator throughout (the metric 
 whether the classifier is trained); the Inception path runs offline with a random-valued weights file
 in torch-fidelity's format. One check uses real Fashion-MNIST images and is skipped without them.
 """
+import math
 from pathlib import Path
 
 import numpy as np
@@ -338,6 +339,49 @@ def test_paired_bootstrap_interval():
     assert worse["fid_baseline"] == pytest.approx(frechet_distance(ref, Gaussian.of(base))["fid"], rel=1e-9)
     better = paired_bootstrap_fid(base + 0.25, base, ref, n_boot=100, seed=1)
     assert better["high"] < 0 and better["low"] == pytest.approx(-worse["high"], rel=1e-9)
+
+
+def test_batched_bootstrap_fids_equal_the_per_draw_path():
+    from lsrs.metrics import _PairedFID
+
+    ref = Gaussian.of(random_features(900, 12, 40))
+    a, b = random_features(300, 12, 41), random_features(300, 12, 42, shift=0.1)
+    fid = _PairedFID(a, b, ref, "cpu")
+    assert fid.batched
+    W = torch.from_numpy(np.random.default_rng(0).multinomial(300, [1 / 300] * 300, size=7)).double()
+    batched = fid(W)
+    fid.batched = False
+    looped = fid(W)
+    for x, y in zip(batched, looped):
+        np.testing.assert_allclose(x, y, rtol=1e-10)
+    assert batched[0][0] != batched[0][1]  # the draws differ
+
+
+def test_two_level_bootstrap_covers_replicate_variance():
+    """Three replicates whose candidates differ by a replicate-specific shift: the two-level interval
+    (replicates, then images) is wider than the images-only spread, tau2 > 0 names the between part,
+    and identical replicates give tau2 = 0."""
+    ref = Gaussian.of(random_features(2000, 6, 50))
+    base = random_features(600, 6, 51)
+    groups = (torch.arange(600) // 10) % 3
+    shift = torch.tensor([-0.3, 0.0, 0.45])[groups][:, None]
+    out = paired_bootstrap_fid(base, base + shift, ref, n_boot=400, seed=1, groups=groups, n_boot_components=100)
+    assert out["method"] == "two-level percentile" and out["replicates"] == 3
+    assert len(out["replicate_deltas"]) == 3 and out["tau2"] > 0
+    assert out["se"] > math.sqrt(out["var_images"])  # the replicate level adds spread
+    assert out["low"] <= out["delta"] <= out["high"] and out["endpoint_mcse"] > 0
+    same = paired_bootstrap_fid(base, base + 0.1, ref, n_boot=200, seed=1, groups=groups, n_boot_components=100)
+    assert same["tau2"] == pytest.approx(0.0, abs=1e-6)
+    one = paired_bootstrap_fid(base, base + 0.1, ref, n_boot=200, seed=1)
+    assert one["method"] == "percentile" and "tau2" not in one
+
+
+def test_endpoint_mcse_shrinks_with_draws():
+    from lsrs.metrics import endpoint_mcse
+
+    rng = np.random.default_rng(0)
+    small, large = endpoint_mcse(rng.normal(size=500), 0.025), endpoint_mcse(rng.normal(size=8000), 0.025)
+    assert large < small and large == pytest.approx(2.67 / math.sqrt(8000), rel=0.15)
 
 
 def test_compare_runs_checks_pairing(extractor):

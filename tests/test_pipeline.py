@@ -120,7 +120,8 @@ def test_repro_makes_every_output_then_is_a_noop(tiny_repo):
         assert (repo / f"runs/mini/var/{name}/var.pth").is_file()
         assert not (repo / f"runs/mini/var/{name}/var.train.pth").exists()  # scratch dropped
     for name in params.scorer.runs:
-        assert (repo / f"runs/mini/scorers/{name}/scorer.pth").is_file()
+        for r in range(params.scorer.replicates):
+            assert (repo / f"runs/mini/scorers/{name}/r{r}/scorer.pth").is_file()
     for name in params.ablations.sweeps:
         assert (repo / f"metrics/sweeps/{name}.csv").is_file()
     import pandas as pd
@@ -128,7 +129,7 @@ def test_repro_makes_every_output_then_is_a_noop(tiny_repo):
     for name in params.flexvar.sweeps:
         assert (repo / f"metrics/sweeps/flexvar_{name}.csv").is_file()
     assert (repo / "runs/mini/flexvar/var/flexvar/flexvar.pth").is_file()
-    assert (repo / "runs/mini/flexvar/scorers/flexvar/scorer.pth").is_file()
+    assert (repo / "runs/mini/flexvar/scorers/flexvar/r0/scorer.pth").is_file()
     flex = pd.read_csv(repo / "metrics/sweeps/flexvar_m_st2.csv")
     assert list(flex["M"]) == [1, 2, 4] and set(flex["var"]) == {"flexvar"} and flex["fid"].notna().all()
     assert "FlexVAR" in (repo / "reports/table01.md").read_text()
@@ -138,6 +139,12 @@ def test_repro_makes_every_output_then_is_a_noop(tiny_repo):
     main = yaml.safe_load((repo / "metrics/main.json").read_text())
     assert main["M"] == 2 and main["lsrs"]["fid"] > 0 and main["baseline"]["fid"] > 0
     assert main["fid_diff"]["low"] <= main["fid_diff"]["delta"] <= main["fid_diff"]["high"]
+    assert main["replicates"] == params.scorer.replicates == len(main["fid_diff"]["replicate_deltas"])
+    assert main["fid_diff"]["method"] == "two-level percentile" and main["fid_diff"]["tau2"] >= 0
+    attribution = pd.read_csv(repo / "metrics/sweeps/attribution.csv")
+    assert sorted(attribution["only_scale"].dropna().astype(int)) == [2, 7]
+    assert (repo / "reports/table11.md").is_file() and (repo / "reports/power.md").is_file()
+    assert (repo / "reports/fig11_attribution.png").is_file()
     for png in ("grid_M.png", "grid_ST.png", "random_scales.png"):
         assert (repo / "runs/mini/figures" / png).is_file()
     assert "Paper vs this run" in (repo / "reports/README.md").read_text()
@@ -167,7 +174,7 @@ def test_exp_run_M_reruns_only_what_depends_on_M(tiny_repo):
     repo = tiny_repo
     out = _run([str(DVC), "exp", "run", "-S", "M=4"], repo).stdout
     ran = sorted(line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage"))
-    assert ran == ["evaluate", "prepare", "report"]
+    assert ran == ["evaluate", "prepare", "report", "scorer_analysis"]  # the analysis scores LSRS at M
     main = yaml.safe_load((repo / "metrics/main.json").read_text())
     assert main["M"] == 4 and main["schedule"] == [1, 4, 4, 4, 4, 4, 4]
     shown = _run([str(DVC), "exp", "show", "--csv"], repo).stdout

@@ -4,6 +4,7 @@ the `lsrs report` commands. Made-up numbers only; runs in seconds."""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -246,3 +247,20 @@ def test_cli_writes_figures_tables_and_readme(results, tmp_path):
     assert sum(line.startswith("| ") and "**" in line for line in readme.splitlines()) == len(report.CLAIMS)
     bad = CliRunner().invoke(app, ["report", "all", *args[:-4], "--params", str(tmp_path / "missing.yaml")])
     assert bad.exit_code == 2 and "not found" in bad.output
+
+
+def test_power_solves_the_variance_model():
+    """Var = a/N + tau2/R: the N it returns meets the half-width; tau2 alone over the limit is unreachable."""
+    need = report.power(n=2000, r=3, var_images=1.0, tau2=0.3, half_target=2.0)
+    a, z = 2000 * 1.0, report.Z95
+    assert z * math.sqrt(a / need["n_needed"] + 0.3 / 3) <= 2.0 < z * math.sqrt(a / (need["n_needed"] - 1) + 0.3 / 3)
+    assert need["n_needed_r5"] < need["n_needed"] and need["r_needed"] == 1
+    hopeless = report.power(n=2000, r=3, var_images=0.1, tau2=4.0, half_target=1.0)
+    assert hopeless["n_needed"] is None and hopeless["r_needed"] == math.ceil(4.0 / (1.0 / z) ** 2)
+
+
+def test_equivalence_compare():
+    a = pd.Series({"fid_diff": -1.0, "fid_diff_se": 0.1})
+    assert report._compare(a, pd.Series({"fid_diff": -1.05, "fid_diff_se": 0.1}), 100.0) == "equivalent"
+    assert report._compare(a, pd.Series({"fid_diff": 0.5, "fid_diff_se": 0.1}), 100.0) == "better"
+    assert report._compare(a, pd.Series({"fid_diff": -1.2, "fid_diff_se": 2.0}), 100.0) == "undecided"

@@ -1,5 +1,6 @@
 """LSRS scorer: architecture and presets, losses, the VAR input e_k, and a tiny end-to-end training."""
 import csv
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -222,3 +223,116 @@ def test_without_first_scale_never_trains_scale_zero(tmp_path):
     emb0, emb_init = trained.stage_label_embedding.weight, init.stage_label_embedding.weight
     assert torch.equal(emb0[0], emb_init[0])  # the scale-0 embedding never received a gradient
     assert not torch.equal(emb0[1:], emb_init[1:])
+
+
+REFSET = MANIFEST.parent / "scorer-refset"
+
+
+@pytest.mark.skipif(not (REFSET / "scorer_ref.pth").is_file(), reason="../shared scorer refset not present")
+def test_paper_scorer_is_the_authors_function_on_the_refset():
+    """The authors' RewardNet on seeded weights (shared/reference/lsrs-official/scorer-refset): a strict
+    load into the paper preset gives their scores within 1e-5 and both losses within 1e-6."""
+    ref = torch.load(REFSET / "scorer_ref.pth", map_location="cpu")
+    model = Scorer(ScorerConfig.preset("paper"))
+    model.load_state_dict(torch.load(REFSET / "scorer_state_dict.pth", map_location="cpu"), strict=True)
+    assert num_params(model) == ref["n_params"]
+    with torch.no_grad():
+        s = model.eval()(ref["e"], ref["labels"].long(), ref["stages"].long())
+    assert (s - ref["scores"][:, 0]).abs().max().item() < 1e-5
+    s_real, s_gen = s[:8].double(), s[8:].double()
+    assert abs(pair_loss(s_real, s_gen, "pairwise").mean().item() - float(ref["pairwise_loss"])) < 1e-6
+    assert abs(pair_loss(s_real, s_gen, "pointwise").mean().item() - float(ref["pointwise_loss"])) < 1e-6
+
+
+def test_fuser_ends_in_a_bare_linear_and_init_is_the_authors():
+    """The last hidden Linear feeds out_proj without an activation (the authors' fuser), and the init
+    uses the ReLU gain for convs and untruncated N(0, 0.02) embeddings."""
+    model = Scorer(ScorerConfig.preset("mini"))
+    assert isinstance(model.fuser[-1], torch.nn.Linear)
+    assert [type(m).__name__ for m in model.fuser] == ["Linear", "LeakyReLU", "Linear", "LeakyReLU", "Linear"]
+    torch.manual_seed(0)
+    big = Scorer(ScorerConfig.preset("paper"))
+    w = big.conv_stage_1[0].conv1.weight  # fan_out = 64 * 9: std sqrt(2 / fan_out)
+    assert abs(w.std().item() / math.sqrt(2 / (64 * 9)) - 1) < 0.05
+    emb = big.class_label_embedding.weight
+    assert emb.abs().max().item() > 0.06  # a +-2 std truncation (the old init) would stop at 0.04
+
+
+def test_authors_pair_recipe_draws_a_fixed_fraction_of_same_class_pairs():
+    from lsrs.scorer_train import _distinct, sample_all_pairs
+
+    real = {0: torch.arange(0, 30), 1: torch.arange(30, 50)}
+    gen = {0: torch.arange(100, 140), 1: torch.arange(140, 150)}
+    g = torch.Generator().manual_seed(0)
+    ri, gi = sample_all_pairs(real, gen, 0.1, g)
+    assert len(ri) == round(0.1 * 30 * 40) + round(0.1 * 20 * 10)
+    pairs = set(zip(ri.tolist(), gi.tolist()))
+    assert len(pairs) == len(ri)  # without replacement
+    assert all((r < 30) == (q < 140) for r, q in pairs)  # always within a class
+    again = sample_all_pairs(real, gen, 0.1, torch.Generator().manual_seed(0))
+    assert torch.equal(again[0], ri) and torch.equal(again[1], gi)
+    big = _distinct(10 ** 9, 5000, torch.Generator().manual_seed(1))  # the path for huge pair counts
+    assert len(big.unique()) == 5000 and int(big.max()) < 10 ** 9
+
+
+def test_default_recipe_gives_the_authors_steps_per_epoch(tmp_path):
+    """Fixed 1% of the n_real x n_gen training pairs per class, the same pairs every epoch."""
+    cfg = ScorerTrainConfig(epochs=2, batch_size=8, pair_fraction=0.25, val_pair_fraction=0.5)
+    torch.manual_seed(0)
+    real, gen = torch.randint(64, (40, 30)), torch.randint(64, (40, 30))
+    labels = torch.arange(40) % 2
+    tok = VQVAE(TINY_TOK).eval()
+    m = train_scorer(real, labels, gen, labels, tok, dataclasses.replace(TINY_SCORER, num_classes=2), cfg,
+                     tmp_path, log=lambda s: None)
+    per_class_train = 20 - 2  # val_fraction 0.1 of 20 maps per class and collection
+    assert m["train_pairs_per_epoch"] == 2 * round(0.25 * per_class_train ** 2)
+    assert m["steps_per_epoch"] == -(-m["train_pairs_per_epoch"] // 8)
+
+
+def test_scorer_run_can_start_from_the_authors_checkpoint(tmp_path):
+    """scorer.runs.<name>.checkpoint: sha256-pinned, checked strictly against scorer.model, linked as r0,
+    and loaded as the same function."""
+    from lsrs.checkpoint import CheckpointError, sha256_file
+    from lsrs.config import Params, ScorerRun, ScorerSection
+    from lsrs.runs import link_scorer, load_scorer_from, scorer_replicates
+
+    state = tmp_path / "reward_net.pth"
+    torch.manual_seed(3)
+    net = Scorer(ScorerConfig.preset("mini"))
+    torch.save(net.state_dict(), state)
+
+    def params(sha, model=ScorerConfig.preset("mini")):
+        run = ScorerRun(var="d4", checkpoint=str(state), sha256=sha)
+        return Params(scorer=ScorerSection(model=model, runs={"authors": run}))
+
+    with pytest.raises(CheckpointError, match="sha256 is not in the params"):
+        link_scorer(params(None), "authors", tmp_path / "out")
+    with pytest.raises(CheckpointError, match="different or damaged"):
+        link_scorer(params("0" * 64), "authors", tmp_path / "out")
+    with pytest.raises(CheckpointError):
+        link_scorer(params(sha256_file(state), ScorerConfig.preset("paper")), "authors", tmp_path / "out")
+    link_scorer(params(sha256_file(state)), "authors", tmp_path / "out")
+    [folder] = scorer_replicates(tmp_path / "out")
+    loaded = load_scorer_from(folder)
+    x = torch.randn(3, 16, 8, 8)
+    lab, sc = torch.tensor([0, 1, 2]), torch.tensor([0, 3, 6])
+    with torch.no_grad():
+        assert torch.equal(loaded(x, lab, sc), net.eval()(x, lab, sc))
+
+
+def test_replicates_cover_every_class_equally():
+    from lsrs.runs import replicate_of
+
+    g = replicate_of(60, 10, 3)
+    labels = torch.arange(60) % 10
+    for r in range(3):
+        assert torch.bincount(labels[g == r], minlength=10).tolist() == [2] * 10
+    assert replicate_of(60, 10, 1).eq(0).all()
+
+
+def test_single_scale_schedules():
+    from lsrs.ablations import SweepConfig, sweep_runs
+
+    runs = sweep_runs(SweepConfig(M=(1, 8), only_scale=(2, 7)), "s", lambda s: "d4")
+    assert [r.name for r in runs] == ["d4_baseline", "s_M8_only2", "s_M8_only7"]
+    assert runs[1].schedule(7) == (1, 8, 1, 1, 1, 1, 1) and runs[2].schedule(7) == (1, 1, 1, 1, 1, 1, 8)
