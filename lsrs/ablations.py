@@ -28,6 +28,13 @@ class SweepConfig:
     temperature: float = 1.0  # of top-k selection
     feeds: str = ""  # which paper tables / figures the family reproduces (documentation, shown in reports)
     only_scale: tuple[int, ...] | None = None  # single-scale schedules: m_k = M at scale k (1-based) only; ST unused
+    per_class: int | None = None  # images per class of this family's runs (None: the section's per_class)
+    per_class_at_M: dict[int, int] = field(default_factory=dict)  # fewer images for the costly large-M rows
+
+    def images_per_class(self, M: int, default: int) -> int:
+        """Images per class of a run at M (its baseline uses the family's count; a row with fewer
+        images is paired with the baseline's first ones, image i being the same draw in both)."""
+        return self.per_class_at_M.get(M, self.per_class or default)
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,7 @@ class AblationsConfig:
     cost: CostConfig = CostConfig()
     grids: GridsConfig = GridsConfig()
     analysis_bins: int = 50  # histogram bins of the score distributions (Figures 5, 7)
+    analysis_images: int = 500  # LSRS images whose selected candidates' scores Figure 5 shows
 
 
 def check_ablations(cfg: AblationsConfig, num_scales: int, scorers: set[str], default_scorer: str | None) -> None:
@@ -93,6 +101,8 @@ def check_ablations(cfg: AblationsConfig, num_scales: int, scorers: set[str], de
     check_m_st("grids", (*g.M, g.M_fixed), (*g.ST, g.ST_fixed))
     if cfg.analysis_bins < 2:
         bad("analysis_bins", f"must be >= 2, got {cfg.analysis_bins}")
+    if cfg.analysis_images < 1:
+        bad("analysis_images", f"must be >= 1, got {cfg.analysis_images}")
 
 
 def check_sweep(sw: SweepConfig, key: str, num_scales: int) -> None:
@@ -113,6 +123,11 @@ def check_sweep(sw: SweepConfig, key: str, num_scales: int) -> None:
             raise ValueError(f"{key}.only_scale: every scale must be in 1..{num_scales}, got {k}")
     if sw.temperature <= 0:
         raise ValueError(f"{key}.temperature: must be > 0, got {sw.temperature}")
+    if sw.per_class is not None and sw.per_class < 1:
+        raise ValueError(f"{key}.per_class: must be >= 1, got {sw.per_class}")
+    for m, n in sw.per_class_at_M.items():
+        if m not in sw.M or not 1 <= n <= (sw.per_class or n):
+            raise ValueError(f"{key}.per_class_at_M: {m}: {n} must be for an M of the family and at most its per_class")
 
 
 @dataclass(frozen=True)
@@ -191,20 +206,22 @@ def evaluate_sweep(setup, name: str, sw: SweepConfig, runs: list[SweepRun], mode
 
     from lsrs import runs as R
 
+    per_class = sw.per_class or per_class
     log(f"sweep {name}: {len(runs)} runs x {per_class} images per class" + (f" ({sw.feeds})" if sw.feeds else ""))
     baselines, rows = {}, []
     for run in runs:
         plan = None if run.scorer is None else plan_for(run)
         log(f"[{name}] {run.name}")
         metrics, feats = R.evaluate_model(setup, model_for(run.var), out_dir / run.name, plan,
-                                          per_class=per_class, save_samples=False, log=log)
+                                          per_class=per_class if run.scorer is None else
+                                          sw.images_per_class(run.M, per_class), save_samples=False, log=log)
         if feats is None:  # a torchrun rank other than 0: rank 0 scores every run
             continue
         if run.scorer is None:
             baselines[run.var] = (feats, metrics["fid"])
             diff = {"delta": 0.0, "low": 0.0, "high": 0.0}
         else:
-            diff = R.paired_fid_diff(baselines[run.var][0], feats, setup)
+            diff = R.paired_fid_diff(first_images(baselines[run.var][0], feats.count), feats, setup)
         rows.append(_row(name, run, metrics, diff_summary(diff, baselines[run.var][1])))
     if not setup.runtime.is_main:
         return []
@@ -212,6 +229,17 @@ def evaluate_sweep(setup, name: str, sw: SweepConfig, runs: list[SweepRun], mode
     (out_dir / "results.json").write_text(json.dumps(rows, indent=1))
     pd.DataFrame(rows).to_csv(out_dir / "results.csv", index=False)
     return rows
+
+
+def first_images(features, n: int):
+    """The features of the first n images (image i is the same draw in every run, so a run on fewer
+    images pairs with these)."""
+    import dataclasses
+
+    if features.count == n:
+        return features
+    rep = None if features.replicate is None else features.replicate[:n]
+    return dataclasses.replace(features, count=n, pool=features.pool[:n], logits=features.logits[:n], replicate=rep)
 
 
 METRIC_COLUMNS = ("fid", "is", "precision", "recall", "sfid", "fid_mean_diff2", "fid_trace_term",

@@ -102,10 +102,9 @@ def _replicate_metrics(folder: Path) -> dict | None:
 
 
 @torch.no_grad()
-def selection_scores(params, layout, scorer, vae, var_name: str, n_images: int = 500
-                     ) -> list[tuple[np.ndarray, np.ndarray] | None]:
+def selection_scores(params, layout, scorer, vae, var_name: str) -> list[tuple[np.ndarray, np.ndarray] | None]:
     """Per scale, the scores of the candidates LSRS selects and of the plain draw at the same prefix
-    (candidate 0 is the plain sampler's draw), for `n_images` LSRS images at the main M/ST on the
+    (candidate 0 is the plain sampler's draw), for `ablations.analysis_images` LSRS images at the main M/ST on the
     'preview' stream (never the evaluation draws); None at scales LSRS does not touch. Next to the
     real held-out maps' scores this shows whether selection pushes maps past the real ones
     (exploiting the scorer) or towards them."""
@@ -118,12 +117,12 @@ def selection_scores(params, layout, scorer, vae, var_name: str, n_images: int =
     plan = R.LSRSPlan(ScorerScoreFn(scorer, make_input(scorer.cfg.input_kind, vae, scorer.cfg.input_size)),
                       schedule, params.lsrs.selection)
     per_scale: list[list] = [[] for _ in schedule]
-    bs = params.sampling.batch_size
+    bs, n_images = params.sampling.batch_size, params.ablations.analysis_images
     for start in tqdm(range(0, n_images, bs), desc="selection scores", unit="batch", leave=False):
         ids = torch.arange(start, min(start + bs, n_images))
         sel = R.make_selector(params.sampling, ids, params.ablations.grids.seed, plan, stream="preview")
         sel.keep_scores = True
-        generate(var, vae, ids % var.cfg.num_classes, sel, cfg=params.sampling.cfg)
+        generate(var, vae, ids % var.cfg.num_classes, sel, cfg=params.sampling.cfg, decode=False)
         for si, (s, pick) in enumerate(zip(sel.scores, sel.picks)):  # one entry per scale, None where m = 1
             if s is not None:
                 per_scale[si].append((s.gather(1, pick[:, None]).squeeze(1), s[:, 0]))

@@ -266,7 +266,7 @@ def compare(
 ):
     """Paired-bootstrap 95% interval of FID(candidate) - FID(baseline) for two runs on the same paired
     images (both folders hold features.pt); an interval entirely below 0 means the candidate is better
-    beyond resampling noise. A candidate made with scorer replicates gets the two-level interval."""
+    beyond resampling noise. A candidate made with scorer replicates gets the interval over images and replicates."""
     import json
 
     from lsrs import runs

@@ -183,7 +183,9 @@ class EvaluationConfig:
     reference_count: int | None = None  # real training images in the reference statistics (None: all)
     pr_count: int = 10000  # reference images kept for precision/recall (ADM: 10k)
     feature_batch_size: int = 200
-    n_boot: int = 2000  # bootstrap draws of every FID-difference interval (percentile; two-level with replicates)
+    n_boot: int = 2000  # bootstrap draws of every FID-difference interval (percentile, at least; see paired_bootstrap_fid)
+    mcse_target: float = 0.1  # more draws (1000 at a time) until both endpoints' Monte-Carlo error is below this
+    n_boot_max: int = 10000
 
     def __post_init__(self):
         if self.extractor not in ("mini", "inception"):
@@ -195,6 +197,8 @@ class EvaluationConfig:
             raise ValueError("per_class, pr_count and feature_batch_size must be >= 1")
         if self.n_boot < 100:
             raise ValueError(f"n_boot must be >= 100 (percentile endpoints need draws), got {self.n_boot}")
+        if self.n_boot_max < self.n_boot or self.mcse_target <= 0:
+            raise ValueError("n_boot_max must be >= n_boot and mcse_target > 0")
         if self.reference_count is not None and self.reference_count < 1:
             raise ValueError("reference_count must be >= 1 or null")
 

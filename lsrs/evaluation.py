@@ -150,11 +150,11 @@ def evaluate_images(images: ImageInput, extractor: Extractor, reference: Referen
 
 def compare_runs(baseline: Features, candidate: Features, reference: ReferenceStats, *, n_boot: int = 2000,
                  seed: int = 0, confidence: float = 0.95, device: str | torch.device = "cpu",
-                 groups=None) -> dict:
+                 groups=None, mcse_target: float | None = None, n_boot_max: int | None = None) -> dict:
     """Paired bootstrap interval of FID(candidate) - FID(baseline) for two runs whose image i shares
     its class and seed (see `lsrs.metrics.paired_bootstrap_fid`). `low` and `high` both below 0
     means the candidate (e.g. LSRS) beat the baseline beyond resampling noise. `groups`: the candidate
-    images' scorer replicates, for the two-level interval."""
+    images' scorer replicates, for the interval over images and replicates."""
     for f in (baseline, candidate):
         if f.extractor != reference.extractor:
             raise ReferenceMismatchError(f"features from {f.extractor}, reference from {reference.extractor}")
@@ -163,4 +163,5 @@ def compare_runs(baseline: Features, candidate: Features, reference: ReferenceSt
     if baseline.count != candidate.count:
         raise ValueError(f"paired runs must have the same images count, got {baseline.count} and {candidate.count}")
     return paired_bootstrap_fid(baseline.pool, candidate.pool, reference.pool, n_boot=n_boot, seed=seed,
-                                confidence=confidence, device=device, groups=groups)
+                                confidence=confidence, device=device, groups=groups, mcse_target=mcse_target,
+                                n_boot_max=n_boot_max)

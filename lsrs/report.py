@@ -295,9 +295,11 @@ def _common_notes(res: Results) -> list[str]:
     r = res.params.scorer.replicates
     return [f"Profile {res.profile}; every measured row gives its number of evaluation images. "
             "ΔFID = FID − FID(plain VAR of the same depth on the same paired images), with its 95% interval: "
-            f"a two-level percentile bootstrap ({res.params.evaluation.n_boot} draws) that resamples the "
-            f"{r} scorer replicates, then each chosen replicate's images (image i uses replicate (i // C) mod {r}), "
-            "so it covers scorer training and image sampling; \"within noise\": the interval contains 0. "
+            f"a percentile bootstrap (at least {res.params.evaluation.n_boot} draws, more until both endpoints' "
+            f"Monte-Carlo error is below {res.params.evaluation.mcse_target}) that resamples the images within "
+            f"each of the {r} scorer replicates (image i uses replicate (i // C) mod {r}) and adds the "
+            "between-replicate term N(0, τ²/R), so it covers scorer training and image sampling; "
+            "\"within noise\": the interval contains 0. "
             f"{REPS}: each replicate's ΔFID on its own 1/{r} of the images (noisier than the pooled ΔFID)."]
 
 
@@ -648,7 +650,9 @@ def _power_rows(res: Results) -> list[tuple[str, pd.Series, float]]:
     out = []
     if res.main is not None:
         out.append((None, _main_series(res.main, "lsrs"), float(res.main["baseline"]["fid"])))
-    for family, df in res.sweeps.items():
+    first = [f for f in ("m_st2", "st_m32") if f in res.sweeps]  # the rows with limits, then the rest
+    for family in first + sorted(set(res.sweeps) - set(first)):
+        df = res.sweeps[family]
         for _, r in df[~df["baseline"]].sort_values(["scorer", "M", "ST", "k"]).iterrows():
             base = _base(res, family, r["var"])
             if base is not None:
@@ -682,8 +686,7 @@ def table_power(res: Results) -> Table:
                 "limit": DASH if target is None else f"{target:.0f}%",
                 "meets": DASH if target is None else ("yes" if data["meets"] else "**no**"),
                 "sd images": _num(data["sd images (at N)"], 2), "sd replicates": _num(data["sd between replicates"], 2),
-                "N for limit (this R)": _count(need.get("n_needed")) if need.get("n_needed") else "unreachable",
-                "N for limit (R=5)": _count(need.get("n_needed_r5")) if need.get("n_needed_r5") else "unreachable",
+                "N for limit (this R)": _need(need, "n_needed"), "N for limit (R=5)": _need(need, "n_needed_r5"),
                 "R for limit (N→∞)": _count(need.get("r_needed"))}
         rows.append((data, disp))
     columns = ["family", "run", "N", "R", "ΔFID", "half-width", "% of FID", "limit", "meets", "sd images",
@@ -697,6 +700,13 @@ def table_power(res: Results) -> Table:
              "τ²/R alone exceeds the limit at that R, whatever N."]
     return _table("power", "Power: ΔFID half-widths, variance components and the N and R each limit needs", rows,
                   columns, notes)
+
+
+def _need(need: dict, key: str) -> str:
+    """An N from `power`: the number, 'unreachable' (tau2 / R alone is over the limit), or — (no components)."""
+    if not need:
+        return DASH
+    return _count(need[key]) if need.get(key) else "unreachable"
 
 
 def _attribution_families(res: Results) -> list[tuple[str, str, str]]:
@@ -1480,9 +1490,10 @@ def write_readme(res: Results, out_dir: str | Path) -> Path:
                   f"ST = {m.get('ST')}, {m.get('images')} evaluation images. Ablations: "
                   f"{p.ablations.per_class} images per class per run.", ""]
     lines += ["## Paper vs this run", "",
-              "ΔFID = FID − FID(plain VAR, same depth, same paired images) with its 95% interval, a two-level "
-              f"bootstrap over {p.scorer.replicates} scorer replicates and the images ({p.evaluation.n_boot} "
-              "percentile draws; `power` table: half-widths and variance components). *undecided*: the "
+              "ΔFID = FID − FID(plain VAR, same depth, same paired images) with its 95% interval, a percentile "
+              f"bootstrap over the images within each of the {p.scorer.replicates} scorer replicates plus the "
+              "between-replicate variance τ²/R (at least "
+              f"{p.evaluation.n_boot} draws; `power` table: half-widths and both variance components). *undecided*: the "
               "interval holds both readings (it contains 0 or, when two configurations are compared, their "
               "intervals overlap); the power table says which N and R would decide it. \"No difference\" "
               f"claims use an equivalence margin of ±{EQUIVALENCE_PCT:.0f}% of the plain FID.", "",

@@ -556,6 +556,8 @@ def evaluate_model(setup: EvalSetup, var: VAR, out_dir: Path, plan: LSRSPlan | l
     parts = {}
     for r, p in enumerate(plans):
         ids = torch.nonzero(groups == r).flatten()
+        if len(ids) == 0:  # fewer images per class than replicates
+            continue
         parts[r] = sample_images(var, setup.vae, labels[ids], setup.params.sampling, ev.seed, plan=p, runtime=rt,
                                  ids=ids)
     gen_seconds = time.perf_counter() - t0
@@ -593,9 +595,10 @@ def evaluate(params: Params, tokenizer_dir: Path, var_dir: Path, evaluator_dir: 
 
 def paired_fid_diff(baseline, candidate, setup: EvalSetup, seed: int = 0) -> dict:
     """FID(candidate) - FID(baseline) with its paired-bootstrap 95% interval (see evaluation.compare_runs);
-    two-level over the candidate's scorer replicates when its features carry them (`.replicate`)."""
+    over images and the candidate's scorer replicates when its features carry them (`.replicate`)."""
     from lsrs.evaluation import compare_runs
 
-    groups = getattr(candidate, "replicate", None)
+    ev = setup.params.evaluation
     return compare_runs(baseline, candidate, setup.reference, seed=seed, device=setup.runtime.device,
-                        n_boot=setup.params.evaluation.n_boot, groups=groups)
+                        n_boot=ev.n_boot, groups=getattr(candidate, "replicate", None), mcse_target=ev.mcse_target,
+                        n_boot_max=ev.n_boot_max)

@@ -349,29 +349,30 @@ def test_batched_bootstrap_fids_equal_the_per_draw_path():
     fid = _PairedFID(a, b, ref, "cpu")
     assert fid.batched
     W = torch.from_numpy(np.random.default_rng(0).multinomial(300, [1 / 300] * 300, size=7)).double()
-    batched = fid(W)
+    batched, exact = fid(W), fid(W, exact=True)
     fid.batched = False
     looped = fid(W)
-    for x, y in zip(batched, looped):
-        np.testing.assert_allclose(x, y, rtol=1e-10)
+    for x, y, z in zip(batched, exact, looped):
+        np.testing.assert_allclose(y, z, rtol=1e-10)  # float64: the same numbers
+        np.testing.assert_allclose(x, z, rtol=1e-5)  # the float32 draws: within 1e-5
     assert batched[0][0] != batched[0][1]  # the draws differ
 
 
 def test_two_level_bootstrap_covers_replicate_variance():
-    """Three replicates whose candidates differ by a replicate-specific shift: the two-level interval
+    """Three replicates whose candidates differ by a replicate-specific shift: the interval
     (replicates, then images) is wider than the images-only spread, tau2 > 0 names the between part,
-    and identical replicates give tau2 = 0."""
+    and identical replicates give a tau2 near 0."""
     ref = Gaussian.of(random_features(2000, 6, 50))
     base = random_features(600, 6, 51)
     groups = (torch.arange(600) // 10) % 3
     shift = torch.tensor([-0.3, 0.0, 0.45])[groups][:, None]
     out = paired_bootstrap_fid(base, base + shift, ref, n_boot=400, seed=1, groups=groups, n_boot_components=100)
-    assert out["method"] == "two-level percentile" and out["replicates"] == 3
+    assert out["method"].startswith("percentile: images within replicates") and out["replicates"] == 3
     assert len(out["replicate_deltas"]) == 3 and out["tau2"] > 0
     assert out["se"] > math.sqrt(out["var_images"])  # the replicate level adds spread
     assert out["low"] <= out["delta"] <= out["high"] and out["endpoint_mcse"] > 0
     same = paired_bootstrap_fid(base, base + 0.1, ref, n_boot=200, seed=1, groups=groups, n_boot_components=100)
-    assert same["tau2"] == pytest.approx(0.0, abs=1e-6)
+    assert same["tau2"] < 0.05 * out["tau2"]  # only image noise between identical replicates
     one = paired_bootstrap_fid(base, base + 0.1, ref, n_boot=200, seed=1)
     assert one["method"] == "percentile" and "tau2" not in one
 

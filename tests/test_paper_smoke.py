@@ -64,11 +64,14 @@ def smoke_params(sha: dict[str, str]) -> dict:
     p["tokens"].update(generated_per_class=5, shard_size=4, encode_batch_size=4)
     p["scorer"]["model"]["num_classes"] = 2
     p["scorer"]["train"].update(epochs=1, warmup_epochs=0.5, batch_size=16)
+    p["scorer"]["replicates"] = 2
     p["scorer"]["runs"] = {"d2-pairwise": {"var": "d2", "loss": "pairwise"},
                            "d1-pairwise": {"var": "d1", "loss": "pairwise"}}
     p["lsrs"]["scorer"] = "d2-pairwise"
-    p["evaluation"].update(reference_batch=None, per_class=5, pr_count=10, feature_batch_size=10)  # IS: 10 splits
+    p["evaluation"].update(reference_batch=None, per_class=5, pr_count=10, feature_batch_size=10,  # IS: 10 splits
+                           n_boot=200, n_boot_max=200)
     p["ablations"]["per_class"] = 5
+    p["ablations"]["analysis_images"] = 4
     p["ablations"]["sweeps"] = {"m_st2": {"M": [1, 2], "ST": [2]},
                                 "depth": {"M": [2], "ST": [2], "scorers": ["d1-pairwise"]}}
     p["ablations"]["cost"] = {"batch_size": 2, "M": [1, 2], "ST": 2, "repeats": 1}
@@ -107,7 +110,8 @@ def test_every_stage_of_the_paper_profile_runs(paper_repo):
     real = json.loads((runs / "tokens" / "real" / "manifest.json").read_text())
     assert real["complete"] and real["total"] == 10 and real["meta"]["crop"] == "random"
     for name in params.scorer.runs:
-        assert (runs / "scorers" / name / "scorer.pth").is_file()
+        for r in range(params.scorer.replicates):
+            assert (runs / "scorers" / name / f"r{r}" / "scorer.pth").is_file()
     assert json.loads((runs / "evaluator" / "extractor.json").read_text())["extractor"] == "inception"
     main = json.loads((repo / "metrics" / "main.json").read_text())
     assert main["images"] == 10 and main["var"] == "d2" and np.isfinite(main["lsrs"]["fid"])

@@ -26,7 +26,7 @@ FLEX_FID = 2.23  # plain FlexVAR FID
 
 
 def sweep_row(family: str, var: str, scorer: str | None, M: int = 1, ST: int = 1, k: int = 1, fid: float = BASE_FID,
-              base: float = BASE_FID, half: float = HALF) -> dict:
+              base: float = BASE_FID, half: float = HALF, only_scale: int | None = None) -> dict:
     mean_diff2 = 0.15 * fid
     trace = fid - mean_diff2
     diff = 0.0 if scorer is None else fid - base
@@ -36,7 +36,9 @@ def sweep_row(family: str, var: str, scorer: str | None, M: int = 1, ST: int = 1
             "fid_trace_term": trace, "fid_tr_sigma_ref": 180.0, "fid_tr_sigma_gen": 170.0 + fid,
             "fid_tr_sqrt_x2": 350.0 + fid - trace, "seconds_per_image": 0.01 * (1 + M / 100), "count": 500,
             "fid_diff": diff, "fid_diff_low": diff - (0 if scorer is None else half),
-            "fid_diff_high": diff + (0 if scorer is None else half)}
+            "fid_diff_high": diff + (0 if scorer is None else half), "only_scale": only_scale,
+            "fid_diff_se": half / 1.96, "var_images": (half / 1.96) ** 2, "tau2": 0.0, "replicates": 3,
+            "replicate_deltas": "" if scorer is None else f"{diff:.4f} {diff - half:.4f} {diff + half:.4f}"}
 
 
 def sweeps(m_fid: dict = M_FID, half: float = HALF) -> dict[str, list[dict]]:
@@ -56,7 +58,11 @@ def sweeps(m_fid: dict = M_FID, half: float = HALF) -> dict[str, list[dict]]:
                  [sweep_row("depth", "d2", "d2-pairwise", M=m, ST=2, fid=3.0 - 0.1 * np.log2(m), base=3.0)
                   for m in (4, 128)],
     }
+    fam["attribution"] = [sweep_row("attribution", "d4", "d4-pairwise", M=32, fid=BASE_FID - 0.05 * k, only_scale=k)
+                          for k in range(2, SCALES + 1)]
     flex_base = sweep_row("x", "flexvar", None, fid=FLEX_FID, base=FLEX_FID)
+    fam["flexvar_attribution"] = [sweep_row("flexvar_attribution", "flexvar", "flexvar", M=4, fid=FLEX_FID - 0.02 * k,
+                                            base=FLEX_FID, only_scale=k) for k in range(2, SCALES + 1)]
     fam["flexvar_m_st2"] = [sweep_row("flexvar_m_st2", "flexvar", "flexvar", M=m, ST=2, fid=FLEX_FID - 0.1 * np.log2(m),
                                       base=FLEX_FID, half=half) for m in (2, 4, 8, 16, 32)]
     fam["flexvar_st_m4"] = [sweep_row("flexvar_st_m4", "flexvar", "flexvar", M=4, ST=st, fid=FLEX_FID - 0.1,
@@ -211,12 +217,12 @@ def test_scorecard_follows_the_data(tmp_path):
     paths = write_results(tmp_path / "falling", m_fid=falling, main_delta=-0.02)
     v = [c.verdict for c in report.scorecard(report.load_results(load_params(paths["params"]), paths["metrics"],
                                                                   paths["runs"]))]
-    assert v[0] == "within noise"  # main run: interval [-0.07, +0.03] contains 0
+    assert v[0] == "undecided"  # main run: interval [-0.07, +0.03] contains 0
     assert v[2] == "disagrees"  # the lowest FID is at the largest M
     noisy = write_results(tmp_path / "noisy", half=1.0)  # every interval contains 0
     v = [c.verdict for c in report.scorecard(report.load_results(load_params(noisy["params"]), noisy["metrics"],
                                                                   noisy["runs"]))]
-    assert v[1] == v[2] == v[3] == v[4] == "within noise"
+    assert v[1] == v[2] == v[3] == v[4] == "undecided"
 
 
 def test_missing_inputs_become_notes(tmp_path):

@@ -50,7 +50,7 @@ def test_paper_preset_matches_the_authors_scorer():
         man = json.loads(MANIFEST.read_text())
         assert man["num_params"] == PAPER_PARAMS
         assert {k: list(v.shape) for k, v in model.state_dict().items()} == man["state_dict"]
-    assert num_params(Scorer(ScorerConfig.preset("mini"))) == 334_017
+    assert num_params(Scorer(ScorerConfig.preset("mini"))) == 7_145
 
 
 def test_config_validation():
@@ -66,7 +66,7 @@ def test_config_validation():
         ScorerTrainConfig(val_fraction=0.0)
     # params.yaml sections build through the typed loader (lists -> tuples, null -> None)
     from lsrs.config import ParamsError, from_dict
-    assert from_dict(ScorerConfig, {**SCORER_PRESETS["mini"], "widths": [32, 64]}) == ScorerConfig.preset("mini")
+    assert from_dict(ScorerConfig, {**SCORER_PRESETS["mini"], "widths": [4, 8]}) == ScorerConfig.preset("mini")
     assert from_dict(ScorerTrainConfig, {"pairs_per_class": None, "lr": 1}).lr == 1.0
     with pytest.raises(ParamsError, match="scorer.train: epochs must be >= 1"):
         from_dict(ScorerTrainConfig, {"epochs": 0}, "scorer.train")
@@ -164,7 +164,8 @@ def test_tiny_training_end_to_end_and_resume(tmp_path, monkeypatch):
     vae = _tiny_vae()
     real = _synthetic_maps(vae, 40, True, 1)
     gen = _synthetic_maps(vae, 30, False, 2)
-    tcfg = ScorerTrainConfig(lr=3e-3, batch_size=16, epochs=2, val_fraction=0.25, checkpoint_every=3, seed=0)
+    tcfg = ScorerTrainConfig(lr=3e-3, batch_size=16, epochs=2, val_fraction=0.25, checkpoint_every=3, seed=0,
+                             pairs_per_class=30, val_pairs_per_class=10)  # the re-drawn per-class pairs
     out = tmp_path / "run"
     logs = []
     metrics = train_scorer(*real, *gen, vae, TINY_SCORER, tcfg, out, log=logs.append)
