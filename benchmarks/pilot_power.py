@@ -36,10 +36,9 @@ def main() -> None:
     p, layout, out = load_params(a.params), Layout.at(a.root), Path(a.out)
     run = p.scorer.runs[p.lsrs.scorer]
     t0 = time.perf_counter()
-    R.train_replicates(lambda folder, seed: R.train_scorer(
-        p, layout.tokenizer, layout.real_tokens, layout.generated_tokens(run.var), folder, log=lambda m: None,
-        loss=run.loss, without_first_scale=run.without_first_scale, seed=seed), out / "scorers", a.replicates,
-        p.scorer.train.seed)
+    R.train_scorer(p, layout.tokenizer, layout.real_tokens, layout.generated_tokens(run.var), out / "scorers",
+                   log=lambda m: None, replicates=a.replicates, loss=run.loss,
+                   without_first_scale=run.without_first_scale)
     t1 = time.perf_counter()
     setup = R.EvalSetup.load(p, layout.tokenizer, layout.evaluator, layout.reference)
     var = R.load_var(layout.var(run.var), setup.vae)

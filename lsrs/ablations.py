@@ -257,14 +257,14 @@ def diff_summary(diff: dict, baseline_fid: float) -> dict:
     """The FID-difference columns of a row (and of metrics/main.json) from a paired_bootstrap_fid result:
     the interval, its half-width (absolute and as % of the plain FID), the endpoints' Monte-Carlo error,
     and with replicates the per-replicate deltas and the variance components."""
-    half = (diff["high"] - diff["low"]) / 2
+    half, se = (diff["high"] - diff["low"]) / 2, diff.get("se")
     reps = diff.get("replicate_deltas")
     return {"fid_diff": diff["delta"], "fid_diff_low": diff["low"], "fid_diff_high": diff["high"],
-            "fid_diff_se": diff.get("se"), "fid_diff_mcse": diff.get("endpoint_mcse"), "half_width": half,
+            "fid_diff_se": se, "fid_diff_mcse": diff.get("endpoint_mcse"), "half_width": half,
             "half_width_pct": 100 * half / baseline_fid if baseline_fid else None,
             "replicates": diff.get("replicates", 1),
             "replicate_deltas": " ".join(f"{d:.4f}" for d in reps) if reps else "",
-            "var_images": diff.get("var_images", diff.get("se", 0.0) ** 2 if diff.get("se") is not None else None),
+            "var_images": diff.get("var_images", None if se is None else se ** 2),  # one replicate: all images
             "tau2": diff.get("tau2", 0.0), "n_boot": diff.get("n_boot")}
 
 

@@ -59,8 +59,6 @@ def analyse_scorer(params, name: str, layout, log: Callable[[str], None] = print
     folders = R.scorer_replicates(layout.scorer(name))
     folder = folders[0]  # histograms and selection scores: replicate 0 (seed scorer.train.seed)
     scorer = R.load_scorer_from(folder)
-    trained = json.loads((folder / "scorer_metrics.json").read_text()) \
-        if (folder / "scorer_metrics.json").is_file() else None
     input_fn = make_input(scorer.cfg.input_kind, vae, scorer.cfg.input_size)
     cfg = params.scorer.train
     scores = {}
@@ -73,7 +71,8 @@ def analyse_scorer(params, name: str, layout, log: Callable[[str], None] = print
         tokens = torch.from_numpy(np.asarray(store.tokens[idx.numpy()], dtype=np.int64))
         scores[kind] = map_scores(scorer, input_fn, tokens, labels[idx], vae.cfg.patch_nums).numpy()
     accs = [_replicate_metrics(f) for f in folders]
-    selected = selection_scores(params, layout, scorer, vae, run.var) if name == params.lsrs.scorer else None
+    trained = accs[0]
+    selected = selection_scores(params, layout, folder, vae, run.var) if name == params.lsrs.scorer else None
     per_scale = []
     for si in range(len(vae.cfg.patch_nums)):
         r, g = scores["real"][:, si], scores["generated"][:, si]
@@ -102,7 +101,7 @@ def _replicate_metrics(folder: Path) -> dict | None:
 
 
 @torch.no_grad()
-def selection_scores(params, layout, scorer, vae, var_name: str) -> list[tuple[np.ndarray, np.ndarray] | None]:
+def selection_scores(params, layout, scorer_dir, vae, var_name: str) -> list[tuple[np.ndarray, np.ndarray] | None]:
     """Per scale, the scores of the candidates LSRS selects and of the plain draw at the same prefix
     (candidate 0 is the plain sampler's draw), for `ablations.analysis_images` LSRS images at the main M/ST on the
     'preview' stream (never the evaluation draws); None at scales LSRS does not touch. Next to the
@@ -110,12 +109,10 @@ def selection_scores(params, layout, scorer, vae, var_name: str) -> list[tuple[n
     (exploiting the scorer) or towards them."""
     from lsrs import runs as R
     from lsrs.sampler import generate
-    from lsrs.scorer import ScorerScoreFn, make_input
 
     var = R.load_var(layout.var(var_name), vae)
     schedule = params.schedule()
-    plan = R.LSRSPlan(ScorerScoreFn(scorer, make_input(scorer.cfg.input_kind, vae, scorer.cfg.input_size)),
-                      schedule, params.lsrs.selection)
+    plan = R.lsrs_plan(scorer_dir, vae, schedule, params.lsrs.selection)
     per_scale: list[list] = [[] for _ in schedule]
     bs, n_images = params.sampling.batch_size, params.ablations.analysis_images
     for start in tqdm(range(0, n_images, bs), desc="selection scores", unit="batch", leave=False):

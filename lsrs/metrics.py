@@ -278,11 +278,9 @@ class _PairedFID:
 
 def _draws(groups: list[np.ndarray], n: int, n_boot: int, rng: np.random.Generator) -> torch.Tensor:
     """Image counts (n_boot, n): per draw, each group's images resampled with replacement within it."""
-    W = np.zeros((n_boot, n))
-    for b in range(n_boot):
-        for idx in groups:
-            np.add.at(W[b], idx[rng.integers(len(idx), size=len(idx))], 1.0)
-    return torch.from_numpy(W)
+    rows = np.arange(n_boot)[:, None] * n
+    picked = np.concatenate([(rows + idx[rng.integers(len(idx), size=(n_boot, len(idx)))]).ravel() for idx in groups])
+    return torch.from_numpy(np.bincount(picked, minlength=n_boot * n).reshape(n_boot, n).astype(np.float64))
 
 
 def endpoint_mcse(draws: np.ndarray, q: float) -> float:

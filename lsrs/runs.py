@@ -386,8 +386,11 @@ def sample_generated_tokens(params: Params, tokenizer_dir: Path, var_dir: Path, 
 
 
 def train_scorer(params: Params, tokenizer_dir: Path, real_dir: Path, generated_dir: Path, out_dir: Path,
-                 log: Callable[[str], None] = print, **train_overrides) -> dict:
-    """Train the scorer on two token stores (real vs generated); overrides replace scorer.train fields."""
+                 log: Callable[[str], None] = print, replicates: int | None = None, **train_overrides):
+    """Train the scorer on two token stores (real vs generated); overrides replace scorer.train fields.
+
+    One scorer into out_dir (its metrics dict), or with `replicates` R of them into out_dir/r<r>, seeds
+    seed + r (see `train_replicates`; a list of metrics dicts); the data is loaded once for all."""
     from lsrs.scorer_train import train_scorer as fit
     from lsrs.store import TokenStore
 
@@ -399,9 +402,16 @@ def train_scorer(params: Params, tokenizer_dir: Path, real_dir: Path, generated_
                              f"(scales {tuple(store.patch_nums)}, V={store.vocab_size})")
     train_cfg = dataclasses.replace(params.scorer.train, **{k: v for k, v in train_overrides.items() if v is not None})
     as_int = lambda a: torch.from_numpy(np.asarray(a, dtype=np.int64))  # noqa: E731 (uint16 on disk)
+    data = (as_int(real.tokens), as_int(real.labels), as_int(gen.tokens), as_int(gen.labels))
     rt = Runtime.start(params.runtime)
-    return fit(as_int(real.tokens), as_int(real.labels), as_int(gen.tokens), as_int(gen.labels),
-               vae, params.scorer.model, train_cfg, out_dir, log=log, device=rt.device, runtime=rt)
+
+    def fit_one(folder: Path, seed: int) -> dict:
+        return fit(*data, vae, params.scorer.model, dataclasses.replace(train_cfg, seed=seed), folder, log=log,
+                   device=rt.device, runtime=rt)
+
+    if replicates is None:
+        return fit_one(out_dir, train_cfg.seed)
+    return train_replicates(fit_one, out_dir, replicates, train_cfg.seed, log)
 
 
 def train_replicates(fit_one: Callable[[Path, int], dict], out_dir: Path, replicates: int, seed: int,

@@ -14,7 +14,7 @@ app = _stage.app(__doc__)
 def main(name: str = typer.Option(None, help="A scorer.runs name, e.g. d4-pairwise (family var)."),
          params: Path = _stage.PARAMS, root: Path = _stage.ROOT, family: str = _stage.FAMILY):
     from lsrs import flex
-    from lsrs.runs import link_scorer, train_replicates, train_scorer
+    from lsrs.runs import link_scorer, train_scorer
 
     def step(p, layout):
         layout = _stage.family_layout(family, layout)
@@ -29,12 +29,9 @@ def main(name: str = typer.Option(None, help="A scorer.runs name, e.g. d4-pairwi
                 link_scorer(p, name, out, log=_stage.echo)
                 return
 
-            def fit_one(folder, seed):
-                return train_scorer(p, layout.tokenizer, layout.real_tokens, layout.generated_tokens(run.var), folder,
-                                    log=_stage.echo, loss=run.loss, without_first_scale=run.without_first_scale,
-                                    seed=seed)
-
-            train_replicates(fit_one, out, p.scorer.replicates, p.scorer.train.seed, log=_stage.echo)
+            train_scorer(p, layout.tokenizer, layout.real_tokens, layout.generated_tokens(run.var), out,
+                         log=_stage.echo, replicates=p.scorer.replicates, loss=run.loss,
+                         without_first_scale=run.without_first_scale)
         for folder in out.glob("r*"):
             _stage.drop_scratch(folder)
 
