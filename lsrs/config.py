@@ -39,12 +39,16 @@ class DataConfig:
     root: str = "/usr/share/datasets/fashion-mnist"
     image_size: int = 32
     train_limit: int | None = None  # use only the first N training images (tests, smoke runs)
+    test_limit: int | None = None  # use only the first N test images (validation sets; tests, smoke runs)
     crop: str = "random"  # imagenet: 'random' (the authors' RandomCrop, offsets seeded per image) or 'center'
     crop_seed: int = 0
 
     def __post_init__(self):
         if self.dataset not in DATASETS:
             raise ValueError(f"unknown dataset {self.dataset!r} (known: {', '.join(DATASETS)})")
+        for key in ("train_limit", "test_limit"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1 or null, got {getattr(self, key)}")
         if self.crop not in ("random", "center"):
             raise ValueError(f"crop must be 'random' or 'center', got {self.crop!r}")
 

@@ -36,7 +36,7 @@ def load_data(params: Params, split: str = "train"):
         if split != "train":
             raise ValueError("the imagenet dataset reads one class-folder tree (data.root); only split 'train' exists")
         return FolderImages.open(d.root, size=d.image_size, crop=d.crop, seed=d.crop_seed)
-    limit = d.train_limit if split == "train" else None
+    limit = d.train_limit if split == "train" else d.test_limit
     return load_fashion_mnist(d.root, split, pad_to=d.image_size, limit=limit)
 
 

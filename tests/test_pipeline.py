@@ -54,6 +54,7 @@ def test_tiny_params_valid_and_consistent_with_params_yaml(tmp_path):
     ("scorer.runs.d4-pointwise.loss", "foo", "scorer.runs.d4-pointwise.loss: must be one of"),
     ("lsrs.scorer", "d2-pairwise", "lsrs.scorer: the main scorer must be trained on var.main"),
     ("var.main", "d9", "var.main: must name one of var.depths"),
+    ("data.test_limit", 0, "data: test_limit must be >= 1 or null"),
     ("ablations.sweeps.m_st2.ST", [0], "ablations.sweeps.m_st2.ST: every ST must be in 1..7"),
     ("ablations.sweeps.topk.k", [512], "ablations.sweeps.topk.k: every k must be in 1..min(M)"),
     ("ablations.sweeps.loss.scorers", ["nope"], "ablations.sweeps.loss.scorers: 'nope' is not a scorer run"),
