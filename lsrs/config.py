@@ -46,9 +46,9 @@ class DataConfig:
     def __post_init__(self):
         if self.dataset not in DATASETS:
             raise ValueError(f"unknown dataset {self.dataset!r} (known: {', '.join(DATASETS)})")
-        for key in ("train_limit", "test_limit"):
-            if getattr(self, key) is not None and getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1 or null, got {getattr(self, key)}")
+        for key, limit in (("train_limit", self.train_limit), ("test_limit", self.test_limit)):
+            if limit is not None and limit < 1:
+                raise ValueError(f"{key} must be >= 1 or null, got {limit}")
         if self.crop not in ("random", "center"):
             raise ValueError(f"crop must be 'random' or 'center', got {self.crop!r}")
 
