@@ -76,7 +76,7 @@ def other_lsrs_jobs() -> list[str]:
 
 # --------------------------------------------------------------------------- timing
 class PhaseTimer:
-    """`timer(name)` for `lsrs.sampler.generate`: accumulates perf_counter seconds per phase name."""
+    """`timer(name)` for `lsrs.sampling.sampler.generate`: accumulates perf_counter seconds per phase name."""
 
     def __init__(self):
         self.totals: dict[str, float] = defaultdict(float)
@@ -132,9 +132,9 @@ def official_d16(depth: int = 16):
 
 def mini_models(params_path: str | Path, mini_dir: str | Path):
     """(vae, var, description): the trained mini models when both exist, else random mini-config ones."""
-    from lsrs.config import load_params
+    from lsrs.pipeline.params import load_params
     from lsrs.models import VAR, VQVAE
-    from lsrs.runs import load_tokenizer, load_var
+    from lsrs.pipeline.runs import load_tokenizer, load_var
 
     mini_dir = Path(mini_dir)
     tok, vdir = mini_dir / "tokenizer", mini_dir / "var_d4"
@@ -150,7 +150,7 @@ def mini_models(params_path: str | Path, mini_dir: str | Path):
 
 def sampling_settings(params_path: str | Path, **changes):
     """params.yaml's sampling section (cfg 1.5, top_k 900, top_p 0.96, per-sample RNG), with changes."""
-    from lsrs.config import load_params
+    from lsrs.pipeline.params import load_params
 
     return dataclasses.replace(load_params(params_path).sampling, **changes)
 

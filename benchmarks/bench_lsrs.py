@@ -4,8 +4,8 @@
 
 For each model (the mini models, and the official-config d16 architecture with random N(0, 0.02)
 weights; CPU fp32, batch 2, cfg 1.5, top-k 900, top-p 0.96, per-sample RNG) it times, interleaved
-in the same rounds (so drift hits all variants alike), one `lsrs.sampler.generate` call with the
-plain sampler and with `lsrs.rejection.LSRSSelector` for every M, and prints:
+in the same rounds (so drift hits all variants alike), one `lsrs.sampling.sampler.generate` call with the
+plain sampler and with `lsrs.sampling.rejection.LSRSSelector` for every M, and prints:
 
 * ours s/call (median over --reps rounds) and our ratio to our plain call;
 * the FLOP-ideal ratio 1 + scorer FLOPs x candidates / plain VAR FLOPs, with the definitions of
@@ -85,7 +85,7 @@ def flops_of(fn) -> int:
 
 def build(name: str, a):
     """(vae, var, scorer, description) of one benchmark model."""
-    from lsrs.scorer import Scorer, ScorerConfig
+    from lsrs.models.scorer import Scorer, ScorerConfig
 
     if name == "d16":
         vae, var = C.official_d16(a.depth)
@@ -101,9 +101,9 @@ def build(name: str, a):
 
 
 def bench_model(name: str, a, sampling, result: dict) -> dict:
-    from lsrs.rejection import LSRSSelector, schedule_from
-    from lsrs.sampler import PerSampleRNG, TokenSampler, generate
-    from lsrs.scorer import ScorerScoreFn, VarInput
+    from lsrs.sampling.rejection import LSRSSelector, schedule_from
+    from lsrs.sampling.sampler import PerSampleRNG, TokenSampler, generate
+    from lsrs.models.scorer import ScorerScoreFn, VarInput
 
     vae, var, scorer, desc = build(name, a)
     K = len(var.cfg.patch_nums)

@@ -27,11 +27,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
-from lsrs.checkpoint import atomic_save, atomic_write_text, config_to_json  # noqa: E402
-from lsrs.data import DEFAULT_FASHION_MNIST, load_fashion_mnist  # noqa: E402
-from lsrs.evaluation import build_reference, evaluate_images  # noqa: E402
-from lsrs.evaluator import WEIGHTS_NAME, EvaluatorConfig, MiniClassifier  # noqa: E402
-from lsrs.features import Extractor, mini_extractor  # noqa: E402
+from lsrs.core.checkpoint import atomic_save, atomic_write_text, config_to_json  # noqa: E402
+from lsrs.data.fashion_mnist import DEFAULT_FASHION_MNIST, load_fashion_mnist  # noqa: E402
+from lsrs.evaluation.reference import build_reference, evaluate_images  # noqa: E402
+from lsrs.training.evaluator import WEIGHTS_NAME, EvaluatorConfig, MiniClassifier  # noqa: E402
+from lsrs.evaluation.features import Extractor, mini_extractor  # noqa: E402
 
 
 def parse_args(argv=None):

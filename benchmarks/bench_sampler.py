@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_sampler.py [--reps 3] [--threads N] [--quick] [--json out.json]
 
-1. images/s of `lsrs.sampler.generate` on the mini models (trained ones in runs/mini if present, else
+1. images/s of `lsrs.sampling.sampler.generate` on the mini models (trained ones in runs/mini if present, else
    random weights of the mini config), batch 64 and batch 1, with params.yaml's sampling settings.
 2. One sampling call of the official architecture (vae_ch160v4096z32 + VAR d16, random N(0, 0.02)
    weights, CPU fp32, batch 2, 10 scales, cfg 1.5, top-k 900, top-p 0.96): median wall time of
@@ -53,8 +53,8 @@ def parse_args(argv=None):
 
 # --------------------------------------------------------------------------- mini
 def bench_mini(a, sampling, result: dict) -> None:
-    from lsrs.runs import make_selector
-    from lsrs.sampler import generate
+    from lsrs.pipeline.runs import make_selector
+    from lsrs.sampling.sampler import generate
 
     vae, var, source = C.mini_models(a.params, a.mini_dir)
     print(f"-- 1. mini sampler: {source}")
@@ -84,8 +84,8 @@ def bench_mini(a, sampling, result: dict) -> None:
 # --------------------------------------------------------------------------- d16
 def ours_d16(a, sampling):
     """Median seconds per call (total and per phase) of our sampler on the official d16 architecture."""
-    from lsrs.runs import make_selector
-    from lsrs.sampler import generate
+    from lsrs.pipeline.runs import make_selector
+    from lsrs.sampling.sampler import generate
 
     vae, var = C.official_d16(a.depth)
     labels = torch.arange(a.batch) % 1000

@@ -11,7 +11,7 @@ that a reader can see which number drives the total and rerun it with their own 
 
 What is counted (per stage of dvc.yaml):
 * FLOPs come from `torch.utils.flop_counter.FlopCounterMode` over our own modules built on the meta
-  device (no weights, no memory): one KV-cached generation of `lsrs.sampler.generate` with CFG
+  device (no weights, no memory): one KV-cached generation of `lsrs.sampling.sampler.generate` with CFG
   (batch 1 -> 2 rows) per VAR depth; VQ-VAE encode + multi-scale quantization at 256 px; VQ-VAE
   decode; the LSRS scorer (paper preset) on one 32x16x16 map; one Phi contribution; the scorer input
   e_k of one whole map; torch-fidelity's Inception-v3 on one image (resized to 299 inside).
@@ -95,15 +95,15 @@ def pick(raw: dict, key: str, default):
 
 
 def load_raw(path: Path) -> tuple[dict, str]:
-    """(params as a plain dict, where it came from), validated by lsrs.config like every stage does."""
-    from lsrs.config import load_params
+    """(params as a plain dict, where it came from), validated by lsrs.pipeline.params like every stage does."""
+    from lsrs.pipeline.params import load_params
 
-    return dataclasses.asdict(load_params(path)), f"{path} (validated by lsrs.config.load_params)"
+    return dataclasses.asdict(load_params(path)), f"{path} (validated by lsrs.pipeline.params.load_params)"
 
 
 def sweep_configs(raw: dict) -> dict:
     """ablations.sweeps as lsrs SweepConfigs, ignoring keys SweepConfig does not know."""
-    from lsrs.ablations import SweepConfig
+    from lsrs.pipeline.sweeps import SweepConfig
 
     known = {f.name for f in dataclasses.fields(SweepConfig)}
     out = {}
@@ -114,9 +114,9 @@ def sweep_configs(raw: dict) -> dict:
 
 
 def build_plan(raw: dict, source: str, num_scales: int) -> Plan:
-    """The work a params dict implies, with the pipeline's own rules (lsrs.ablations.sweep_runs)."""
-    from lsrs.ablations import sweep_runs
-    from lsrs.rejection import schedule_from
+    """The work a params dict implies, with the pipeline's own rules (lsrs.pipeline.sweeps.sweep_runs)."""
+    from lsrs.pipeline.sweeps import sweep_runs
+    from lsrs.sampling.rejection import schedule_from
 
     classes = int(pick(raw, "var.model.num_classes", 1000))
     depths = {name: int(shape["depth"]) for name, shape in pick(raw, "var.depths", {}).items()}
@@ -126,7 +126,7 @@ def build_plan(raw: dict, source: str, num_scales: int) -> Plan:
     real = round(classes * (min(per_class_real, avg_real) if per_class_real else avg_real))
     runs = {name: (r["var"], bool(r.get("without_first_scale", False)))
             for name, r in pick(raw, "scorer.runs", {}).items()}
-    main_scorer = pick(raw, "lsrs.scorer", None) or next(iter(runs))
+    main_scorer = pick(raw, "lsrs.models.scorer", None) or next(iter(runs))
     train = {k: pick(raw, f"scorer.train.{k}", v) for k, v in
              dict(epochs=4, batch_size=128, val_fraction=0.1, pairs_per_class=None, val_pairs_per_class=None,
                   precompute_max_gb=2.0).items()}
@@ -159,7 +159,7 @@ def build_plan(raw: dict, source: str, num_scales: int) -> Plan:
 
 def small_runs(raw: dict, main: str, num_scales: int) -> dict:
     """Images of the `cost` (Figure 6: batch x M values x repeats, + one warm-up) and `grids` stages."""
-    from lsrs.rejection import schedule_from
+    from lsrs.sampling.rejection import schedule_from
 
     cost, grids = pick(raw, "ablations.cost", {}), pick(raw, "ablations.grids", {})
     batch, repeats, st = cost.get("batch_size", 24), cost.get("repeats", 3), cost.get("ST", 2)
@@ -184,7 +184,7 @@ def counted(fn) -> float:
 
 def _zero_tokens(step):
     """A selector that draws nothing: token choice adds no counted FLOPs, so any token map will do."""
-    from lsrs.sampler import Choice
+    from lsrs.sampling.sampler import Choice
 
     b, l, _ = step.logits.shape
     return Choice(idx=torch.zeros(b, l, dtype=torch.long, device=step.logits.device))
@@ -193,7 +193,7 @@ def _zero_tokens(step):
 def generation_flops(var_cfg, vae) -> float:
     """One image (batch 1, CFG doubles it to 2 rows), all scales, KV cache, no decode."""
     from lsrs.models import VAR
-    from lsrs.sampler import generate
+    from lsrs.sampling.sampler import generate
 
     with torch.device("meta"):
         var = VAR(var_cfg)
@@ -239,7 +239,7 @@ class UnitFlops:
 
 def count_units(depths) -> UnitFlops:
     from lsrs.models import VQVAE, TokenizerConfig, TransformerConfig
-    from lsrs.scorer import Scorer, ScorerConfig
+    from lsrs.models.scorer import Scorer, ScorerConfig
 
     tok, sc_cfg = TokenizerConfig(), ScorerConfig()
     with torch.device("meta"):
@@ -294,7 +294,7 @@ def measure_sampling(width: int, batch: int, reps: int) -> Probe:
     """
     from lsrs.models import TokenizerConfig, TransformerConfig, VAR
     from lsrs.models.tokenizer import MultiScaleQuantizer
-    from lsrs.sampler import PerSampleRNG, TokenSampler, generate
+    from lsrs.sampling.sampler import PerSampleRNG, TokenSampler, generate
 
     tok = TokenizerConfig()
     cfg = TransformerConfig(depth=2, width=width, num_heads=max(1, width // 64))
@@ -346,7 +346,7 @@ def calibrate_lsrs(units: UnitFlops, eff_sampling: float, eff_conv: float, overh
     are ~1 % of a d30 image, the time is 15 %: candidate drawing and many small scorer calls dominate.
     Plain time = d30 generation + decode (the paper's 'inference time' of an image).
     """
-    from lsrs.rejection import schedule_from
+    from lsrs.sampling.rejection import schedule_from
 
     plain = units.generation[30] / eff_sampling + units.decode / eff_conv  # in units of 1 / peak
     return lsrs_flops(units, schedule_from(m, 2, num_scales)) / (overhead * plain)
@@ -360,7 +360,7 @@ def image_work(units: UnitFlops, run: EvalRun, depths: dict, inception: bool = T
 
 
 def scorer_work(units: UnitFlops, plan: Plan, without_first: bool) -> tuple[int, list[tuple[float, str]], dict]:
-    """(training steps, (FLOPs, kind) of the whole run, details), following lsrs.scorer_train.
+    """(training steps, (FLOPs, kind) of the whole run, details), following lsrs.training.scorer.
 
     Per epoch: pairs_per_class (default max(#real, #generated) training maps of the class) pairs per
     class; each pair scores its real and its generated map at every trained scale (2 x T forwards,
@@ -477,7 +477,7 @@ def print_assumptions(plan: Plan, units: UnitFlops, eff: Efficiency, probe: Prob
               f"GFLOP/s; plain matmul {probe.mm_shape[0]}x{probe.mm_shape[1]} @ {probe.mm_shape[1]}x"
               f"{probe.mm_shape[2]}: {probe.mm_gflops_per_s:.1f} GFLOP/s; ratio {probe.ratio:.3f}")
     print("Cross-check, inference time relative to plain VAR-d30 (this model vs paper Table 1/4; tokens + decode):")
-    from lsrs.rejection import schedule_from
+    from lsrs.sampling.rejection import schedule_from
 
     base = eff.seconds([(g[30], "sampling"), (units.decode, "conv")])
     for d, paper in PAPER_RELATIVE_TIME.items():

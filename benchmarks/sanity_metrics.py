@@ -26,10 +26,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
-from lsrs.data import DEFAULT_FASHION_MNIST, load_fashion_mnist  # noqa: E402
-from lsrs.evaluation import build_reference, compare_runs, evaluate_features  # noqa: E402
-from lsrs.evaluator import EvaluatorTrainConfig, WEIGHTS_NAME, train_evaluator  # noqa: E402
-from lsrs.features import cached_features, mini_extractor  # noqa: E402
+from lsrs.data.fashion_mnist import DEFAULT_FASHION_MNIST, load_fashion_mnist  # noqa: E402
+from lsrs.evaluation.reference import build_reference, compare_runs, evaluate_features  # noqa: E402
+from lsrs.training.evaluator import EvaluatorTrainConfig, WEIGHTS_NAME, train_evaluator  # noqa: E402
+from lsrs.evaluation.features import cached_features, mini_extractor  # noqa: E402
 
 COLUMNS = ["set", "n", "FID", "mean_diff2", "trace_term", "sFID", "IS", "precision", "recall"]
 

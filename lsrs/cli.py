@@ -1,4 +1,4 @@
-"""The `lsrs` command line: thin Typer commands over lsrs.runs and lsrs.refcheck."""
+"""The `lsrs` command line: thin Typer commands over lsrs.pipeline.runs and lsrs.verify.refcheck."""
 from __future__ import annotations
 
 import dataclasses
@@ -15,7 +15,7 @@ PARAMS = typer.Option(Path("params.yaml"), "--params", "-p", help="Parameter fil
 
 
 def _params(path: Path):
-    from lsrs.config import load_params
+    from lsrs.pipeline.params import load_params
 
     return load_params(path)
 
@@ -31,7 +31,7 @@ def train_tokenizer(
     params: Path = PARAMS,
 ):
     """Train the multi-scale VQ-VAE on the profile's images; resumes from a snapshot in OUT."""
-    from lsrs import runs
+    from lsrs.pipeline import runs
 
     try:
         runs.train_tokenizer(_params(params), out, log=typer.echo)
@@ -48,7 +48,7 @@ def train_var(
     params: Path = PARAMS,
 ):
     """Train a VAR transformer on the tokenizer's token maps; resumes from a snapshot in OUT."""
-    from lsrs import runs
+    from lsrs.pipeline import runs
 
     try:
         runs.train_var(_params(params), tokenizer, out, depth=depth, width=width, log=typer.echo)
@@ -85,7 +85,7 @@ def sample(
     params: Path = PARAMS,
 ):
     """Sample a class-by-class image grid from a trained VAR; with --scorer, by LSRS (M, ST from params)."""
-    from lsrs import runs
+    from lsrs.pipeline import runs
 
     try:
         p = _params(params)
@@ -116,7 +116,7 @@ def random_scales(
     params: Path = PARAMS,
 ):
     """Figure 1: the plain sample, then the same sample with one scale's tokens replaced by random ones."""
-    from lsrs import runs
+    from lsrs.pipeline import runs
 
     try:
         p = _params(params)
@@ -138,7 +138,7 @@ def extract(
     params: Path = PARAMS,
 ):
     """Real images -> multi-scale token maps (a sharded token store), for the scorer's real side."""
-    from lsrs import runs
+    from lsrs.pipeline import runs
 
     try:
         store = runs.extract_real_tokens(_params(params), tokenizer, out, log=typer.echo)
@@ -159,7 +159,7 @@ def sample_tokens(
     Sampling settings come from params (sampling.*), the seed from tokens.seed. The stream is disjoint
     from every evaluation draw by construction, whatever seeds are chosen.
     """
-    from lsrs import runs
+    from lsrs.pipeline import runs
 
     try:
         store = runs.sample_generated_tokens(_params(params), tokenizer, var, out, log=typer.echo)
@@ -181,7 +181,7 @@ def train_scorer(
     params: Path = PARAMS,
 ):
     """Train the LSRS scorer to rank real above generated token maps, every scale jointly (resumes)."""
-    from lsrs import runs
+    from lsrs.pipeline import runs
 
     try:
         metrics = runs.train_scorer(_params(params), tokenizer, real, generated, out, log=typer.echo,
@@ -202,7 +202,7 @@ def train_evaluator(
     params: Path = PARAMS,
 ):
     """Train the mini profile's feature extractor (a Fashion-MNIST classifier) for FID, IS, P/R, sFID."""
-    from lsrs import runs
+    from lsrs.pipeline import runs
 
     try:
         m = runs.train_evaluator(_params(params), out, log=typer.echo)
@@ -218,7 +218,7 @@ def reference(
     params: Path = PARAMS,
 ):
     """Reference statistics of the real training images under the evaluator's features."""
-    from lsrs import runs
+    from lsrs.pipeline import runs
 
     try:
         runs.build_reference(_params(params), evaluator, out, log=typer.echo)
@@ -239,7 +239,7 @@ def evaluate(
     params: Path = PARAMS,
 ):
     """Generate the evaluation set (evaluation.per_class per class, paired seeds) and compute all metrics."""
-    from lsrs import runs
+    from lsrs.pipeline import runs
 
     try:
         p = _params(params)
@@ -269,9 +269,9 @@ def compare(
     beyond resampling noise. A candidate made with scorer replicates gets the interval over images and replicates."""
     import json
 
-    from lsrs import runs
-    from lsrs.evaluation import compare_runs, load_reference
-    from lsrs.features import load_features
+    from lsrs.pipeline import runs
+    from lsrs.evaluation.reference import compare_runs, load_reference
+    from lsrs.evaluation.features import load_features
 
     try:
         p = _params(params)
@@ -296,7 +296,7 @@ def refcheck(
     out: Optional[Path] = typer.Option(None, help="Also write our outputs here, in the full layout."),
 ):
     """Prove that our port matches the official VAR code: recompute a reference set and compare."""
-    from lsrs.refcheck import run_refcheck
+    from lsrs.verify.refcheck import run_refcheck
 
     try:
         code = run_refcheck(refset_dir, out, echo=typer.echo)

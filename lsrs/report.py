@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from lsrs.config import Params
+from lsrs.pipeline.params import Params
 
 LITERATURE = Path(__file__).with_name("literature_table1.csv")
 FAMILIES = {  # the sweep families the paper's tables read, and what each feeds
@@ -44,7 +44,7 @@ FAMILIES = {  # the sweep families the paper's tables read, and what each feeds
 SWEEP_COLUMNS = ("family", "run", "var", "scorer", "M", "ST", "k", "fid", "is", "sfid", "count",
                  "fid_diff", "fid_diff_low", "fid_diff_high")
 PAPER_TABLE1_M = (4, 128)  # Tables 1 and 4's LSRS rows when the depth family names no M
-FLEX = "flexvar"  # the FlexVAR family's model and scorer name in sweep rows (lsrs.flex.FAMILY)
+FLEX = "flexvar"  # the FlexVAR family's model and scorer name in sweep rows (lsrs.pipeline.flex.FAMILY)
 FLEX_TABLE1_M = (2, 4)  # Table 1's FlexVAR + LSRS rows
 NEAR_CHANCE = 0.1  # "accuracy near 0.5 at scale 1": within 0.5 +- this
 FIRST_SCALE_PP = 0.5  # "removing the first scale changes accuracy by under 0.5 points"
@@ -84,7 +84,7 @@ class Results:
 
     @property
     def main_scorer(self) -> str | None:
-        return self.params.lsrs.scorer
+        return self.params.lsrs.models.scorer
 
 
 def load_results(params: Params, metrics_dir: str | Path, runs_dir: str | Path) -> Results:
@@ -172,7 +172,7 @@ def _at(rows: pd.DataFrame, col: str, value) -> pd.Series | None:
 
 
 def _depth_scorers(res: Results) -> dict[str, str]:
-    """var -> the scorer that stands for that depth (pairwise, trained with scale 1; lsrs.scorer for
+    """var -> the scorer that stands for that depth (pairwise, trained with scale 1; lsrs.models.scorer for
     var.main), ordered by depth: these are Tables 1/4's LSRS rows and Figure 5's curves."""
     out: dict[str, str] = {}
     for name, run in res.params.scorer.runs.items():
@@ -1063,7 +1063,7 @@ def _class_names(res: Results, rows: list[int] | None) -> list[str] | None:
     if rows is None:
         return None
     if res.params.data.dataset == "fashion-mnist":
-        from lsrs.data import FASHION_CLASSES
+        from lsrs.data.fashion_mnist import FASHION_CLASSES
 
         return [FASHION_CLASSES[c] if 0 <= c < len(FASHION_CLASSES) else f"class {c}" for c in rows]
     return [f"class {c}" for c in rows]

@@ -1,7 +1,7 @@
 """What every DVC stage CLI shares: the --params/--root options, loading, and one error rule.
 
 A stage is `python stages/<name>.py [options]`: it validates params.yaml, calls one lsrs function
-and writes under the run root (runs/<profile>, see lsrs.layout). A bad value or a missing input is
+and writes under the run root (runs/<profile>, see lsrs.pipeline.layout). A bad value or a missing input is
 one red `error:` line and exit code 2, never a traceback.
 """
 from __future__ import annotations
@@ -34,8 +34,8 @@ def app(doc: str) -> typer.Typer:
 
 def run(step: Callable, params: Path, root: Path):
     """Load and validate params, then `step(params, layout)`; errors become one line and exit 2."""
-    from lsrs.config import load_params
-    from lsrs.layout import Layout
+    from lsrs.pipeline.params import load_params
+    from lsrs.pipeline.layout import Layout
 
     t0 = time.perf_counter()
     try:

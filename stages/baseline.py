@@ -8,7 +8,7 @@ app = _stage.app(__doc__)
 
 @app.command()
 def main(params: Path = _stage.PARAMS, root: Path = _stage.ROOT):
-    from lsrs import runs as R
+    from lsrs.pipeline import runs as R
 
     def step(p, layout):
         setup = R.EvalSetup.load(p, layout.tokenizer, layout.evaluator, layout.reference)

@@ -14,7 +14,7 @@ def main(csv: Path = typer.Option(Path("metrics/cost.csv"), help="One row per M.
          params: Path = _stage.PARAMS, root: Path = _stage.ROOT):
     import pandas as pd
 
-    from lsrs.analysis import measure_cost
+    from lsrs.pipeline.analysis import measure_cost
 
     def step(p, layout):
         rows = measure_cost(p, layout, device=device, log=_stage.echo)

@@ -9,8 +9,8 @@ app = _stage.app(__doc__)
 
 @app.command()
 def main(params: Path = _stage.PARAMS, root: Path = _stage.ROOT, family: str = _stage.FAMILY):
-    from lsrs import flex
-    from lsrs.runs import extract_real_tokens
+    from lsrs.pipeline import flex
+    from lsrs.pipeline.runs import extract_real_tokens
 
     def step(p, layout):
         layout = _stage.family_layout(family, layout)

@@ -8,7 +8,7 @@ app = _stage.app(__doc__)
 
 @app.command()
 def main(params: Path = _stage.PARAMS, root: Path = _stage.ROOT):
-    from lsrs.pipeline import sample_grids
+    from lsrs.pipeline.steps import sample_grids
 
     _stage.run(lambda p, layout: sample_grids(p, layout, layout.root / "figures", log=_stage.echo), params, root)
 

@@ -8,7 +8,7 @@ app = _stage.app(__doc__)
 
 @app.command()
 def main(params: Path = _stage.PARAMS, root: Path = _stage.ROOT):
-    from lsrs.pipeline import prepare
+    from lsrs.pipeline.steps import prepare
 
     _stage.run(lambda p, layout: prepare(p, layout, log=_stage.echo), params, root)
 

@@ -12,8 +12,8 @@ app = _stage.app(__doc__)
 @app.command()
 def main(name: str = typer.Option(None, help="A var.depths name, e.g. d4 (family var)."),
          params: Path = _stage.PARAMS, root: Path = _stage.ROOT, family: str = _stage.FAMILY):
-    from lsrs import flex
-    from lsrs.runs import sample_generated_tokens
+    from lsrs.pipeline import flex
+    from lsrs.pipeline.runs import sample_generated_tokens
 
     def step(p, layout):
         layout = _stage.family_layout(family, layout)

@@ -15,7 +15,7 @@ def main(out: Path = typer.Option(Path("metrics/scorer_analysis.json"), help="Al
          params: Path = _stage.PARAMS, root: Path = _stage.ROOT):
     import pandas as pd
 
-    from lsrs.analysis import analyse_scorer
+    from lsrs.pipeline.analysis import analyse_scorer
 
     def step(p, layout):
         results = [analyse_scorer(p, name, layout, log=_stage.echo) for name in p.scorer.runs]

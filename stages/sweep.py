@@ -14,8 +14,8 @@ app = _stage.app(__doc__)
 def main(name: str = typer.Option(..., help="An ablations.sweeps (or flexvar.sweeps) name, e.g. m_st2."),
          csv: Path = typer.Option(None, help="Also copy the results table here (DVC plots)."),
          params: Path = _stage.PARAMS, root: Path = _stage.ROOT, family: str = _stage.FAMILY):
-    from lsrs import flex
-    from lsrs.ablations import run_sweep
+    from lsrs.pipeline import flex
+    from lsrs.pipeline.sweeps import run_sweep
 
     def step(p, layout):
         layout = _stage.family_layout(family, layout)

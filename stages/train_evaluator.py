@@ -9,7 +9,7 @@ app = _stage.app(__doc__)
 
 @app.command()
 def main(params: Path = _stage.PARAMS, root: Path = _stage.ROOT):
-    from lsrs.runs import check_inception, train_evaluator
+    from lsrs.pipeline.runs import check_inception, train_evaluator
 
     def step(p, layout):
         if p.evaluation.extractor == "inception":

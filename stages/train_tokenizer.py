@@ -10,8 +10,8 @@ app = _stage.app(__doc__)
 
 @app.command()
 def main(params: Path = _stage.PARAMS, root: Path = _stage.ROOT, family: str = _stage.FAMILY):
-    from lsrs import flex
-    from lsrs.runs import link_tokenizer, train_tokenizer
+    from lsrs.pipeline import flex
+    from lsrs.pipeline.runs import link_tokenizer, train_tokenizer
 
     def step(p, layout):
         layout = _stage.family_layout(family, layout)

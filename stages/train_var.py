@@ -13,8 +13,8 @@ app = _stage.app(__doc__)
 @app.command()
 def main(name: str = typer.Option(None, help="A var.depths name, e.g. d4 (family var)."),
          params: Path = _stage.PARAMS, root: Path = _stage.ROOT, family: str = _stage.FAMILY):
-    from lsrs import flex
-    from lsrs.runs import link_var, train_var
+    from lsrs.pipeline import flex
+    from lsrs.pipeline.runs import link_var, train_var
 
     def step(p, layout):
         layout = _stage.family_layout(family, layout)

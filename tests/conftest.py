@@ -6,7 +6,7 @@ import torch
 import torch_fidelity.feature_extractor_inceptionv3 as tf_inception
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
-from lsrs.features import INCEPTION_WEIGHTS_NAME
+from lsrs.evaluation.features import INCEPTION_WEIGHTS_NAME
 
 
 @pytest.fixture(scope="session")

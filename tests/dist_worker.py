@@ -9,16 +9,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lsrs.config import SamplingConfig
-from lsrs.data import ImageSet
+from lsrs.sampling.sampler import SamplingConfig
+from lsrs.data.fashion_mnist import ImageSet
 from lsrs.models import VAR, VQVAE, TokenizerConfig, TransformerConfig
-from lsrs.rejection import schedule_from
-from lsrs.runs import LSRSPlan, sample_images
-from lsrs.runtime import Runtime, RuntimeConfig
-from lsrs.scorer import ScorerConfig, ScorerScoreFn, Scorer, make_input
-from lsrs.scorer_train import ScorerTrainConfig, train_scorer
-from lsrs.store import TokenStore
-from lsrs.tokens import extract_real, sample_generated
+from lsrs.sampling.rejection import schedule_from
+from lsrs.pipeline.runs import LSRSPlan, sample_images
+from lsrs.core.runtime import Runtime, RuntimeConfig
+from lsrs.models.scorer import ScorerConfig, ScorerScoreFn, Scorer, make_input
+from lsrs.training.scorer import ScorerTrainConfig, train_scorer
+from lsrs.tokens.store import TokenStore
+from lsrs.tokens.writers import extract_real, sample_generated
 
 TOK = TokenizerConfig(vocab_size=64, z_channels=4, ch=8, ch_mult=(1, 2), num_res_blocks=1, in_channels=1,
                       patch_nums=(1, 2, 3, 4), norm_groups=4, use_attn=False)

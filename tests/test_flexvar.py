@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lsrs.checkpoint import CheckpointError, state_dict_mismatch
+from lsrs.core.checkpoint import CheckpointError, state_dict_mismatch
 from lsrs.models.flexvae import FlexVAE, FlexVAEConfig
 from lsrs.models.flexvar import (MASK_KEY, FlexVAR, FlexVARConfig, block_causal_bias, cfg_strength, guided_logits,
                                  is_greedy_scale, sincos_grid)
@@ -251,9 +251,9 @@ def _flex_models():
 
 
 def _flex_lsrs(vae, m: int, ids: torch.Tensor):
-    from lsrs.rejection import LSRSSelector
-    from lsrs.sampler import PerSampleRNG, TokenSampler
-    from lsrs.scorer import Scorer, ScorerConfig, ScorerScoreFn, make_input
+    from lsrs.sampling.rejection import LSRSSelector
+    from lsrs.sampling.sampler import PerSampleRNG, TokenSampler
+    from lsrs.models.scorer import Scorer, ScorerConfig, ScorerScoreFn, make_input
 
     torch.manual_seed(2)
     scorer = Scorer(ScorerConfig(in_channels=4, input_size=4, widths=(8, 16), blocks_per_stage=1, num_classes=5,
@@ -264,7 +264,7 @@ def _flex_lsrs(vae, m: int, ids: torch.Tensor):
 
 
 def test_flex_generation_greedy_scales_and_lsrs_with_one_candidate_is_plain():
-    from lsrs.sampler import generate_flex
+    from lsrs.sampling.sampler import generate_flex
 
     vae, var = _flex_models()
     labels, ids = torch.tensor([0, 3, 4]), torch.arange(3)
@@ -291,7 +291,7 @@ def test_flex_generation_greedy_scales_and_lsrs_with_one_candidate_is_plain():
 
 
 def test_flex_scorer_input_is_r_k_resized_and_both_paths_agree():
-    from lsrs.scorer import make_input
+    from lsrs.models.scorer import make_input
 
     vae, _ = _flex_models()
     inp = make_input("flexvar", vae, 4, FLEX_PNS)
@@ -312,9 +312,9 @@ def test_flex_token_stores_keep_every_scale(tmp_path):
 
     import numpy as np
 
-    from lsrs.config import SamplingConfig
-    from lsrs.data import ImageSet
-    from lsrs.tokens import extract_real, sample_generated
+    from lsrs.sampling.sampler import SamplingConfig
+    from lsrs.data.fashion_mnist import ImageSet
+    from lsrs.tokens.writers import extract_real, sample_generated
 
     vae, var = _flex_models()
     side = 7 * vae.cfg.downsample
@@ -336,8 +336,8 @@ def test_flex_token_stores_keep_every_scale(tmp_path):
 def test_scorer_trains_on_flexvar_maps(tmp_path):
     import numpy as np
 
-    from lsrs.scorer import ScorerConfig, make_input
-    from lsrs.scorer_train import ScorerTrainConfig, train_scorer
+    from lsrs.models.scorer import ScorerConfig, make_input
+    from lsrs.training.scorer import ScorerTrainConfig, train_scorer
 
     vae, _ = _flex_models()
     g = torch.Generator().manual_seed(4)
@@ -355,7 +355,7 @@ def test_scorer_trains_on_flexvar_maps(tmp_path):
 # --------------------------------------------------------------------------- the pipeline's FlexVAR family
 def _blobs(n: int = 64, side: int = 8):
     """Images with structure a tiny FlexVAE can learn: a bright square at a class-dependent place."""
-    from lsrs.data import ImageSet
+    from lsrs.data.fashion_mnist import ImageSet
 
     g = torch.Generator().manual_seed(0)
     images = torch.zeros(n, 1, side, side, dtype=torch.uint8)
@@ -367,8 +367,8 @@ def _blobs(n: int = 64, side: int = 8):
 
 
 def test_flexvae_training_lowers_the_loss_and_round_trips(tmp_path):
-    from lsrs import flex
-    from lsrs import train as T
+    from lsrs.pipeline import flex
+    from lsrs.training import trainers as T
 
     torch.manual_seed(0)
     vae, data, pns = FlexVAE(_tiny_vae_cfg()), _blobs(), (1, 2, 4)
@@ -387,8 +387,8 @@ def test_flexvae_training_lowers_the_loss_and_round_trips(tmp_path):
 
 
 def test_flexvar_training_step_runs_on_the_schedule_and_loads_back(tmp_path):
-    from lsrs import flex
-    from lsrs import train as T
+    from lsrs.pipeline import flex
+    from lsrs.training import trainers as T
 
     torch.manual_seed(0)
     vae, data, pns = FlexVAE(_tiny_vae_cfg()).eval(), _blobs(), (1, 2, 4)
@@ -409,7 +409,7 @@ def test_flexvar_training_step_runs_on_the_schedule_and_loads_back(tmp_path):
 
 
 def test_generate_model_dispatches_on_the_family():
-    from lsrs.sampler import PerSampleRNG, TokenSampler, generate_flex, generate_model
+    from lsrs.sampling.sampler import PerSampleRNG, TokenSampler, generate_flex, generate_model
 
     vae, var = _flex_models()
     labels = torch.tensor([0, 2])
@@ -427,10 +427,11 @@ def test_disabled_family_stages_are_noops_and_reports_say_not_measured(tmp_path)
 
     import pandas as pd
 
-    from lsrs import flex, report
-    from lsrs.ablations import ROW_COLUMNS
-    from lsrs.config import load_params
-    from lsrs.layout import Layout
+    from lsrs import report
+    from lsrs.pipeline import flex
+    from lsrs.pipeline.sweeps import ROW_COLUMNS
+    from lsrs.pipeline.params import load_params
+    from lsrs.pipeline.layout import Layout
 
     params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
     params = dataclasses.replace(params, flexvar=dataclasses.replace(params.flexvar, enabled=False))
@@ -454,9 +455,9 @@ def test_paper_profile_checks_and_links_the_official_files(tmp_path):
     mask shape are accepted, as official loaders do), then the run folders point at the files."""
     import dataclasses
 
-    from lsrs import flex
-    from lsrs.checkpoint import sha256_file
-    from lsrs.config import load_params
+    from lsrs.pipeline import flex
+    from lsrs.core.checkpoint import sha256_file
+    from lsrs.pipeline.params import load_params
 
     torch.manual_seed(0)
     vae, var = FlexVAE(_tiny_vae_cfg()), _tiny_var()

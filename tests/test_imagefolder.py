@@ -4,11 +4,11 @@ import pytest
 import torch
 from PIL import Image
 
-from lsrs.data import DataMissingError
-from lsrs.imagefolder import FolderImages, preprocess
+from lsrs.data.fashion_mnist import DataMissingError
+from lsrs.data.imagefolder import FolderImages, preprocess
 from lsrs.models import VQVAE, TokenizerConfig
-from lsrs.store import TokenStore
-from lsrs.tokens import extract_real
+from lsrs.tokens.store import TokenStore
+from lsrs.tokens.writers import extract_real
 
 SIZES = [(40, 30), (30, 52), (36, 36)]
 

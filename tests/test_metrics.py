@@ -18,17 +18,17 @@ from torch_fidelity.metric_fid import fid_statistics_to_metric
 from torch_fidelity.metric_isc import isc_features_to_metric
 from torch_fidelity.metric_prc import calculate_precision_recall_full, calculate_precision_recall_part
 
-from lsrs.checkpoint import atomic_save, atomic_write_text, config_to_json
-from lsrs.data import DEFAULT_FASHION_MNIST, load_fashion_mnist
-from lsrs.evaluation import (ReferenceMismatchError, build_reference, compare_runs, evaluate_features,
+from lsrs.core.checkpoint import atomic_save, atomic_write_text, config_to_json
+from lsrs.data.fashion_mnist import DEFAULT_FASHION_MNIST, load_fashion_mnist
+from lsrs.evaluation.reference import (ReferenceMismatchError, build_reference, compare_runs, evaluate_features,
                              evaluate_images, load_reference, save_reference)
-from lsrs.data import ImageSet
-from lsrs.evaluator import EvaluatorConfig, EvaluatorTrainConfig, MiniClassifier, load_evaluator, train_evaluator
-from lsrs.features import (INCEPTION_WEIGHTS_NAME, ExtractorWeightsError, MiniFeatureExtractor, cache_path,
+from lsrs.data.fashion_mnist import ImageSet
+from lsrs.training.evaluator import EvaluatorConfig, EvaluatorTrainConfig, MiniClassifier, load_evaluator, train_evaluator
+from lsrs.evaluation.features import (INCEPTION_WEIGHTS_NAME, ExtractorWeightsError, MiniFeatureExtractor, cache_path,
                            cached_features, data_digest, inception_extractor, mini_extractor)
-from lsrs.metrics import (Gaussian, GaussianAccumulator, _weighted_gaussian, frechet_distance, inception_score,
+from lsrs.evaluation.metrics import (Gaussian, GaussianAccumulator, _weighted_gaussian, frechet_distance, inception_score,
                           paired_bootstrap_fid, precision_recall)
-from lsrs.npz import SamplesWriter, iter_samples, read_samples, samples_shape, to_uint8, write_samples
+from lsrs.core.npz import SamplesWriter, iter_samples, read_samples, samples_shape, to_uint8, write_samples
 
 
 # --------------------------------------------------------------------------- helpers
@@ -342,7 +342,7 @@ def test_paired_bootstrap_interval():
 
 
 def test_batched_bootstrap_fids_equal_the_per_draw_path():
-    from lsrs.metrics import _PairedFID
+    from lsrs.evaluation.metrics import _PairedFID
 
     ref = Gaussian.of(random_features(900, 12, 40))
     a, b = random_features(300, 12, 41), random_features(300, 12, 42, shift=0.1)
@@ -378,7 +378,7 @@ def test_two_level_bootstrap_covers_replicate_variance():
 
 
 def test_endpoint_mcse_shrinks_with_draws():
-    from lsrs.metrics import endpoint_mcse
+    from lsrs.evaluation.metrics import endpoint_mcse
 
     rng = np.random.default_rng(0)
     small, large = endpoint_mcse(rng.normal(size=500), 0.025), endpoint_mcse(rng.normal(size=8000), 0.025)
@@ -465,9 +465,9 @@ def test_params_driven_reference_from_imagenet_tree_and_adm_batch(random_incepti
 
     from PIL import Image
 
-    from lsrs.config import DataConfig, EvaluationConfig, Params
-    from lsrs.evaluation import load_reference
-    from lsrs.runs import build_reference as params_reference, make_extractor
+    from lsrs.pipeline.params import DataConfig, EvaluationConfig, Params
+    from lsrs.evaluation.reference import load_reference
+    from lsrs.pipeline.runs import build_reference as params_reference, make_extractor
 
     g = np.random.default_rng(1)
     for c in ("n01", "n02"):
@@ -500,7 +500,7 @@ def test_params_driven_reference_from_imagenet_tree_and_adm_batch(random_incepti
 
 def test_low_rank_bootstrap_fid_equals_the_full_covariance_path():
     """Few images of wide features (N < D) go through the N x N Gram matrix; same FID as D x D."""
-    from lsrs.metrics import _fid_low_rank, _frechet, sqrt_psd
+    from lsrs.evaluation.metrics import _fid_low_rank, _frechet, sqrt_psd
 
     g = torch.Generator().manual_seed(3)
     ref = Gaussian.of(torch.randn(400, 64, generator=g, dtype=torch.float64) * 2 + 1)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lsrs.checkpoint import CheckpointError, load_into
+from lsrs.core.checkpoint import CheckpointError, load_into
 from lsrs.models import VAR, VQVAE, TokenizerConfig, TransformerConfig
 from lsrs.models.tokenizer import phi_index_per_scale
 

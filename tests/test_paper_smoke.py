@@ -18,9 +18,9 @@ import torch
 import yaml
 from PIL import Image
 
-from lsrs.checkpoint import CheckpointError, link_checkpoint, sha256_file
-from lsrs.config import load_params
-from lsrs.features import INCEPTION_WEIGHTS_NAME
+from lsrs.core.checkpoint import CheckpointError, link_checkpoint, sha256_file
+from lsrs.pipeline.params import load_params
+from lsrs.evaluation.features import INCEPTION_WEIGHTS_NAME
 from lsrs.models import VAR, VQVAE, TokenizerConfig, TransformerConfig
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -166,7 +166,7 @@ def test_link_checkpoint_checks_hash_and_keys(tmp_path):
     assert not (tmp_path / "out").exists()
     source = link_checkpoint(model, cfg, path, sha256_file(path), tmp_path / "out", "var", "VAR checkpoint")
     assert source["bytes"] == path.stat().st_size and (tmp_path / "out" / "var.json").is_file()
-    from lsrs.runs import load_var
+    from lsrs.pipeline.runs import load_var
 
     loaded = load_var(tmp_path / "out")
     assert torch.equal(loaded.class_emb.weight, torch.load(path)["class_emb.weight"])

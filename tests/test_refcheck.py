@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from lsrs.refcompare import (Row, collapse_rows, compare_file, compare_outputs, has_problems, hidden_summary,
+from lsrs.verify.refcompare import (Row, collapse_rows, compare_file, compare_outputs, has_problems, hidden_summary,
                              logit_summary, render_table, verdict_counts)
 
 REF_DIR = (Path(__file__).parents[1] / ".." / "shared" / "reference" / "var" / "refset").resolve()
@@ -47,7 +47,7 @@ def _failing(rows: list[Row]) -> set[str]:
 def outputs():
     if not (REF_DIR / "meta.json").is_file():
         pytest.skip(f"shared reference set not found at {REF_DIR}")
-    from lsrs.refcheck import RefSet, compute_outputs
+    from lsrs.verify.refcheck import RefSet, compute_outputs
     ref = RefSet.open(REF_DIR)
     ref.check_files()
     return compute_outputs(ref)
@@ -74,7 +74,7 @@ def test_shared_set_has_no_failures(outputs):
 
 
 def test_reference_tool_agrees(outputs, tmp_path):
-    from lsrs.refcheck import write_outputs
+    from lsrs.verify.refcheck import write_outputs
     write_outputs(outputs, tmp_path)
     proc = subprocess.run([sys.executable, str(REF_DIR / "compare_ref.py"), str(REF_DIR), str(tmp_path),
                            "--strict", "--only-problems"], capture_output=True, text=True)
@@ -220,7 +220,7 @@ def test_collapsed_table_reports_the_worst_element():
 
 
 def test_run_refcheck_reports_an_incomplete_set(tmp_path):
-    from lsrs.refcheck import run_refcheck
+    from lsrs.verify.refcheck import run_refcheck
     with pytest.raises(FileNotFoundError, match="does not exist"):
         run_refcheck(tmp_path / "nowhere")
     (tmp_path / "meta.json").write_text(json.dumps({"depth": 4, "files": {"ref_vqvae.pth": {"bytes": 1}}}))

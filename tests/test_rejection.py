@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from lsrs.models import VAR, VQVAE, TokenizerConfig, TransformerConfig
-from lsrs.rejection import LSRSSelector, RandomScale, SelectionConfig, schedule_from, select
-from lsrs.sampler import OfficialRNG, PerSampleRNG, TokenSampler, generate
+from lsrs.sampling.rejection import LSRSSelector, RandomScale, SelectionConfig, schedule_from, select
+from lsrs.sampling.sampler import OfficialRNG, PerSampleRNG, TokenSampler, generate
 
 TOK = TokenizerConfig(vocab_size=64, z_channels=4, ch=8, ch_mult=(1, 2), num_res_blocks=1, in_channels=1,
                       patch_nums=(1, 2, 3, 4), norm_groups=4, use_attn=False)

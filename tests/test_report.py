@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from lsrs import report
 from lsrs.cli import app
-from lsrs.config import load_params
+from lsrs.pipeline.params import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 SCALES = 7  # params.yaml's mini tokenizer

@@ -2,7 +2,7 @@
 import torch
 
 from lsrs.models import VAR, VQVAE, TokenizerConfig, TransformerConfig
-from lsrs.sampler import (Choice, OfficialRNG, PerSampleRNG, TokenSampler, filter_top_k_top_p, generate,
+from lsrs.sampling.sampler import (Choice, OfficialRNG, PerSampleRNG, TokenSampler, filter_top_k_top_p, generate,
                           sample_inverse_cdf)
 
 TOK = TokenizerConfig(vocab_size=64, z_channels=4, ch=8, ch_mult=(1, 2), num_res_blocks=1, in_channels=1,

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from lsrs.models import VQVAE, TokenizerConfig
-from lsrs.scorer import SCORER_PRESETS, Scorer, ScorerConfig, ScorerScoreFn, VarInput, load_scorer, num_params
-from lsrs.scorer_train import InputBank, ScorerTrainConfig, ScorerTrainer, cosine_lr, make_pairs, pair_loss, \
+from lsrs.models.scorer import SCORER_PRESETS, Scorer, ScorerConfig, ScorerScoreFn, VarInput, load_scorer, num_params
+from lsrs.training.scorer import InputBank, ScorerTrainConfig, ScorerTrainer, cosine_lr, make_pairs, pair_loss, \
     split_per_class, train_scorer
 
 MANIFEST = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "lsrs-official" / "scorer_manifest.json"
@@ -65,7 +65,7 @@ def test_config_validation():
     with pytest.raises(ValueError, match="val_fraction"):
         ScorerTrainConfig(val_fraction=0.0)
     # params.yaml sections build through the typed loader (lists -> tuples, null -> None)
-    from lsrs.config import ParamsError, from_dict
+    from lsrs.pipeline.params import ParamsError, from_dict
     assert from_dict(ScorerConfig, {**SCORER_PRESETS["mini"], "widths": [4, 8]}) == ScorerConfig.preset("mini")
     assert from_dict(ScorerTrainConfig, {"pairs_per_class": None, "lr": 1}).lr == 1.0
     with pytest.raises(ParamsError, match="scorer.train: epochs must be >= 1"):
@@ -84,7 +84,7 @@ def test_losses_match_float64_hand_computation():
     torch.testing.assert_close(pair_loss(s_real, s_gen, "pointwise").double(),
                                torch.tensor(point, dtype=torch.float64), rtol=1e-6, atol=1e-6)
     assert abs(float(pair_loss(torch.zeros(1), torch.zeros(1))) - math.log(2)) < 1e-7
-    from lsrs.scorer_train import pair_accuracy
+    from lsrs.training.scorer import pair_accuracy
 
     assert pair_accuracy(s_real, s_gen).tolist() == [1.0, 0.0, 0.5, 1.0, 0.0]  # the tie counts one half
 
@@ -260,7 +260,7 @@ def test_fuser_ends_in_a_bare_linear_and_init_is_the_authors():
 
 
 def test_authors_pair_recipe_draws_a_fixed_fraction_of_same_class_pairs():
-    from lsrs.scorer_train import _distinct, sample_all_pairs
+    from lsrs.training.scorer import _distinct, sample_all_pairs
 
     real = {0: torch.arange(0, 30), 1: torch.arange(30, 50)}
     gen = {0: torch.arange(100, 140), 1: torch.arange(140, 150)}
@@ -293,9 +293,9 @@ def test_default_recipe_gives_the_authors_steps_per_epoch(tmp_path):
 def test_scorer_run_can_start_from_the_authors_checkpoint(tmp_path):
     """scorer.runs.<name>.checkpoint: sha256-pinned, checked strictly against scorer.model, linked as r0,
     and loaded as the same function."""
-    from lsrs.checkpoint import CheckpointError, sha256_file
-    from lsrs.config import Params, ScorerRun, ScorerSection
-    from lsrs.runs import link_scorer, load_scorer_from, scorer_replicates
+    from lsrs.core.checkpoint import CheckpointError, sha256_file
+    from lsrs.pipeline.params import Params, ScorerRun, ScorerSection
+    from lsrs.pipeline.runs import link_scorer, load_scorer_from, scorer_replicates
 
     state = tmp_path / "reward_net.pth"
     torch.manual_seed(3)
@@ -322,7 +322,7 @@ def test_scorer_run_can_start_from_the_authors_checkpoint(tmp_path):
 
 
 def test_replicates_cover_every_class_equally():
-    from lsrs.runs import replicate_of
+    from lsrs.pipeline.runs import replicate_of
 
     g = replicate_of(60, 10, 3)
     labels = torch.arange(60) % 10
@@ -332,7 +332,7 @@ def test_replicates_cover_every_class_equally():
 
 
 def test_single_scale_schedules():
-    from lsrs.ablations import SweepConfig, sweep_runs
+    from lsrs.pipeline.sweeps import SweepConfig, sweep_runs
 
     runs = sweep_runs(SweepConfig(M=(1, 8), only_scale=(2, 7)), "s", lambda s: "d4")
     assert [r.name for r in runs] == ["d4_baseline", "s_M8_only2", "s_M8_only7"]

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from lsrs.config import SamplingConfig
-from lsrs.data import ImageSet
+from lsrs.sampling.sampler import SamplingConfig
+from lsrs.data.fashion_mnist import ImageSet
 from lsrs.models import VAR, VQVAE, TokenizerConfig, TransformerConfig
-from lsrs.sampler import PerSampleRNG, TokenSampler, generate
-from lsrs.store import StoreError, StoreSpec, TokenStore, _exclusive, token_dtype, write_store
-from lsrs.tokens import extract_real, sample_generated
+from lsrs.sampling.sampler import PerSampleRNG, TokenSampler, generate
+from lsrs.tokens.store import StoreError, StoreSpec, TokenStore, _exclusive, token_dtype, write_store
+from lsrs.tokens.writers import extract_real, sample_generated
 
 MINI_SCALES = (1, 2, 3, 4, 5, 6, 8)  # L = 155
 SPEC = StoreSpec(kind="generated", meta={"seed": 3, "model": {"path": "x.pth"}, "pair": (1, 2)},
@@ -102,7 +102,7 @@ KILLED_WRITER = """
 import os, signal, sys
 sys.path.insert(0, sys.argv[2])
 from test_store import SPEC, produce
-from lsrs import store
+from lsrs.tokens.writers import store
 
 def replace(src, dst, _replace=os.replace):  # SIGKILL in the middle of writing shard 2
     if str(dst).endswith("shard_00002.labels.npy"):

@@ -10,8 +10,8 @@ import yaml
 from typer.testing import CliRunner
 
 from lsrs.cli import app
-from lsrs.config import ParamsError, load_params
-from lsrs.data import DataMissingError, load_fashion_mnist, parse_idx
+from lsrs.pipeline.params import ParamsError, load_params
+from lsrs.data.fashion_mnist import DataMissingError, load_fashion_mnist, parse_idx
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,8 +109,8 @@ def test_params_errors_name_the_key(tmp_path):
 
 def test_train_resume_equals_uninterrupted_and_cli_samples(tmp_path):
     """Stop after a snapshot, resume: the final weights equal an uninterrupted run's, bit for bit."""
-    from lsrs import runs
-    from lsrs.train import TokenizerTrainer
+    from lsrs.pipeline import runs
+    from lsrs.training.trainers import TokenizerTrainer
 
     root = make_fake_fashion(tmp_path / "fm")
     params = load_params(tiny_params(tmp_path, root))
@@ -158,7 +158,7 @@ def test_train_resume_equals_uninterrupted_and_cli_samples(tmp_path):
     assert res.exit_code == 0, res.output
     res = cli.invoke(app, ["sample-tokens", *models, "--var", str(tmp_path / "var"), "--out", str(tmp_path / "gen")])
     assert res.exit_code == 0, res.output
-    from lsrs.store import TokenStore
+    from lsrs.tokens.store import TokenStore
 
     real, gen = TokenStore.open(tmp_path / "real"), TokenStore.open(tmp_path / "gen")
     assert len(real) == 40 and len(gen) == 30 and sorted(set(real.labels.tolist())) == list(range(10))
@@ -191,7 +191,7 @@ def test_train_resume_equals_uninterrupted_and_cli_samples(tmp_path):
           "--reference-npz", str(tmp_path / "ref.npz")]
     import json
 
-    from lsrs.npz import read_samples
+    from lsrs.core.npz import read_samples
 
     for name, extra in (("plain", []), ("lsrs", ["--scorer", str(tmp_path / "scorer"), "--M", "4"])):
         res = cli.invoke(app, ["evaluate", *ev, "--out", str(tmp_path / name), *extra])

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lsrs.checkpoint import load_into
+from lsrs.core.checkpoint import load_into
 from lsrs.models.tokenizer import Downsample, ResnetBlock, Upsample
 
 USAGE_WINDOW = 65536  # length of the official `quantize.codebook_used` buffer (training statistics only)

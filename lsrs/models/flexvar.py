@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lsrs.checkpoint import CheckpointError, check_fits
+from lsrs.core.checkpoint import CheckpointError, check_fits
 from lsrs.models.transformer import AdaLNBlock, AdaLNHead, NextScaleModel, TransformerConfig
 
 MASK_KEY = "attn_bias_for_masking"

@@ -2,7 +2,7 @@
 paired bootstrap for FID differences.
 
 Everything here is a pure function of feature tensors or Gaussian statistics, so one feature pass
-feeds every metric (see `lsrs.features`). Conventions follow the ADM evaluator (the one VAR and LSRS
+feeds every metric (see `lsrs.evaluation.features`). Conventions follow the ADM evaluator (the one VAR and LSRS
 report with) and agree with torch-fidelity 0.4.0 where both define the metric:
 
 * Gaussians are estimated in float64: mean, and `np.cov(rowvar=False)` (divisor N-1).

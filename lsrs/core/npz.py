@@ -12,7 +12,7 @@ with the same code.
   them to 3 channels for tools that insist on RGB. Our Inception extractor replicates C = 1 itself.
 * Order: kept as given (image i of a run is the image of per-image seed i), which is what paired
   comparisons between runs need. ADM's IS splits the file in order, so a class-ordered file must be
-  scored with a shuffle (`lsrs.metrics.inception_score` does) or shuffled before ADM sees it.
+  scored with a shuffle (`lsrs.evaluation.metrics.inception_score` does) or shuffled before ADM sees it.
 * Extra keys are allowed and ignored by ADM: we add `labels` (int64) when known.
 
 Files are streamed in both directions (`SamplesWriter`, `iter_samples`): 50,000 ImageNet images are

@@ -14,16 +14,16 @@ from pathlib import Path
 
 import yaml
 
-from lsrs.ablations import AblationsConfig, SweepConfig, check_ablations, check_sweep
-from lsrs.evaluator import EvaluatorTrainConfig
+from lsrs.pipeline.sweeps import AblationsConfig, SweepConfig, check_ablations, check_sweep
+from lsrs.training.evaluator import EvaluatorTrainConfig
 from lsrs.models import FlexVAEConfig, FlexVARConfig, TokenizerConfig, TransformerConfig
 from lsrs.models.flexvar import check_schedule
-from lsrs.rejection import SelectionConfig, schedule_from
-from lsrs.runtime import RuntimeConfig
-from lsrs.sampler import RNG_MODES
-from lsrs.scorer import ScorerConfig
-from lsrs.scorer_train import LOSSES, ScorerTrainConfig
-from lsrs.train import FlexVAETrainConfig, TokenizerTrainConfig, VarTrainConfig
+from lsrs.sampling.rejection import SelectionConfig, schedule_from
+from lsrs.core.runtime import RuntimeConfig
+from lsrs.sampling.sampler import SamplingConfig
+from lsrs.models.scorer import ScorerConfig
+from lsrs.training.scorer import LOSSES, ScorerTrainConfig
+from lsrs.training.trainers import FlexVAETrainConfig, TokenizerTrainConfig, VarTrainConfig
 
 
 class ParamsError(ValueError):
@@ -95,22 +95,6 @@ class VarSection:
     train: VarTrainConfig = VarTrainConfig()
     depths: dict[str, VarShape] = field(default_factory=dict)
     main: str | None = None
-
-
-@dataclass(frozen=True)
-class SamplingConfig:
-    cfg: float = 1.5
-    top_k: int = 900
-    top_p: float = 0.96
-    rng: str = "per-sample"
-    seed: int = 0
-    batch_size: int = 64
-
-    def __post_init__(self):
-        if self.rng not in RNG_MODES:
-            raise ValueError(f"must be one of {RNG_MODES}, got {self.rng!r}")
-        if self.top_k < 0 or not 0 <= self.top_p <= 1 or self.cfg < 0 or self.batch_size < 1:
-            raise ValueError("top_k >= 0, 0 <= top_p <= 1, cfg >= 0 and batch_size >= 1 are required")
 
 
 @dataclass(frozen=True)
@@ -388,13 +372,13 @@ def check_consistency(params: Params) -> None:
     _check_names(params)
     _check_flexvar(params)
     try:
-        check_ablations(params.ablations, k, scorers=set(params.scorer.runs), default_scorer=params.lsrs.scorer)
+        check_ablations(params.ablations, k, scorers=set(params.scorer.runs), default_scorer=params.lsrs.models.scorer)
     except ValueError as exc:
         raise ParamsError(str(exc)) from None
 
 
 def _check_names(params: Params) -> None:
-    """The names that tie sections together (var.main, scorer.runs.*.var, lsrs.scorer) must exist."""
+    """The names that tie sections together (var.main, scorer.runs.*.var, lsrs.models.scorer) must exist."""
     depths, runs = params.var.depths, params.scorer.runs
     if depths and params.var.main not in depths:
         raise ParamsError(f"var.main: must name one of var.depths ({', '.join(depths)}), got {params.var.main!r}")
@@ -411,11 +395,11 @@ def _check_names(params: Params) -> None:
                               f"got {run.var!r}")
         if run.loss not in LOSSES:
             raise ParamsError(f"scorer.runs.{name}.loss: must be one of {LOSSES}, got {run.loss!r}")
-    if runs and params.lsrs.scorer not in runs:
-        raise ParamsError(f"lsrs.scorer: must name one of scorer.runs ({', '.join(runs)}), got {params.lsrs.scorer!r}")
-    if runs and runs[params.lsrs.scorer].var != params.var.main:
-        raise ParamsError(f"lsrs.scorer: the main scorer must be trained on var.main={params.var.main}, "
-                          f"{params.lsrs.scorer} was trained on {runs[params.lsrs.scorer].var}")
+    if runs and params.lsrs.models.scorer not in runs:
+        raise ParamsError(f"lsrs.models.scorer: must name one of scorer.runs ({', '.join(runs)}), got {params.lsrs.models.scorer!r}")
+    if runs and runs[params.lsrs.models.scorer].var != params.var.main:
+        raise ParamsError(f"lsrs.models.scorer: the main scorer must be trained on var.main={params.var.main}, "
+                          f"{params.lsrs.models.scorer} was trained on {runs[params.lsrs.models.scorer].var}")
 
 
 def _check_flexvar(params: Params) -> None:

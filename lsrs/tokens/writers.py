@@ -1,6 +1,6 @@
 """The scorer's data: token stores of real images (tokenizer encodings) and of VAR samples.
 
-Both writers hand `lsrs.store.write_store` a producer that depends only on its item range, so an
+Both writers hand `lsrs.tokens.store.write_store` a producer that depends only on its item range, so an
 interrupted run resumes into byte-identical shards.
 
 Generated maps are drawn on the per-sample RNG stream "scorer-data": every draw of item i hashes
@@ -18,12 +18,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from lsrs.config import SamplingConfig
-from lsrs.data import ImageSet
+from lsrs.sampling.sampler import SamplingConfig
+from lsrs.data.fashion_mnist import ImageSet
 from lsrs.models import VAR, VQVAE
-from lsrs.runtime import CPU, Runtime
-from lsrs.sampler import PerSampleRNG, TokenSampler, generate, generate_flex
-from lsrs.store import StoreSpec, TokenStore, write_store
+from lsrs.core.runtime import CPU, Runtime
+from lsrs.sampling.sampler import PerSampleRNG, TokenSampler, generate, generate_flex
+from lsrs.tokens.store import StoreSpec, TokenStore, write_store
 
 SCORER_STREAM = "scorer-data"
 

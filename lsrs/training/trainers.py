@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from lsrs.checkpoint import atomic_save, atomic_write_text, config_to_json
-from lsrs.data import ImageSet
+from lsrs.core.checkpoint import atomic_save, atomic_write_text, config_to_json
+from lsrs.data.fashion_mnist import ImageSet
 from lsrs.models import VAR, VQVAE, FlexVAE, TokenizerConfig, TransformerConfig
 
 

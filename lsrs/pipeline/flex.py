@@ -1,6 +1,6 @@
 """The FlexVAR family as pipeline steps: FlexVAE, FlexVAR, their token stores, the r_k scorer and sweeps.
 
-The paper applies LSRS to FlexVAR-d24 as well as to VAR (Table 1). Everything of the family lives
+The paper applies LSRS to FlexVAR-d24 as to VAR (Table 1). Everything of the family lives
 under runs/<profile>/flexvar/ (`Layout.family`), configured by the `flexvar` section of params.yaml,
 and runs through the same stage CLIs as VAR's with `--family flexvar`. What differs from VAR is only
 what the models need: FlexVAE quantises each scale of a chosen schedule on its own
@@ -25,12 +25,12 @@ from typing import Callable
 import pandas as pd
 import torch
 
-from lsrs import runs as R
-from lsrs import train as T
-from lsrs.checkpoint import CheckpointError, atomic_write_text, check_fits, config_from_json, load_into
-from lsrs.config import Params
+from lsrs.pipeline import runs as R
+from lsrs.training import trainers as T
+from lsrs.core.checkpoint import CheckpointError, atomic_write_text, check_fits, config_from_json, load_into
+from lsrs.pipeline.params import Params
 from lsrs.models import FlexVAE, FlexVAEConfig, FlexVAR, FlexVARConfig
-from lsrs.runtime import Runtime
+from lsrs.core.runtime import Runtime
 
 FAMILY = "flexvar"  # the family's folder under the run root, its model's and its scorer's name
 FLEX_FILES = "the official files are on the Hugging Face Hub, jiaosiyu1999/FlexVAR"
@@ -72,7 +72,7 @@ def load_model(path: str | Path, vae: FlexVAE, patch_nums: tuple[int, ...]) -> F
 
 def _link(model, cfg, checkpoint: str, sha256: str | None, out_dir: Path, name: str, what: str, file: str,
           log: Callable[[str], None], **kw) -> dict:
-    from lsrs.checkpoint import link_checkpoint
+    from lsrs.core.checkpoint import link_checkpoint
 
     source = link_checkpoint(model, cfg, checkpoint, sha256, out_dir, name, what,
                              f"Put {file} there or set its checkpoint param ({FLEX_FILES}).", **kw)
@@ -138,7 +138,7 @@ def train_model(params: Params, tokenizer_dir: Path, out_dir: Path, log: Callabl
 # --------------------------------------------------------------------------- LSRS data and scorer
 def extract_real_tokens(params: Params, tokenizer_dir: Path, out_dir: Path, log: Callable[[str], None] = print):
     """Stage flex_extract: FlexVAE maps (every scale of flexvar.patch_nums) of the same real images as VAR's."""
-    from lsrs.tokens import extract_real
+    from lsrs.tokens.writers import extract_real
 
     if skipped(params, out_dir, log):
         return None
@@ -156,7 +156,7 @@ def extract_real_tokens(params: Params, tokenizer_dir: Path, out_dir: Path, log:
 def sample_generated_tokens(params: Params, tokenizer_dir: Path, var_dir: Path, out_dir: Path,
                             log: Callable[[str], None] = print):
     """Stage flex_sample_tokens: `tokens.generated_per_class` FlexVAR samples per class, every scale kept."""
-    from lsrs.tokens import sample_generated
+    from lsrs.tokens.writers import sample_generated
 
     if skipped(params, out_dir, log):
         return None
@@ -177,9 +177,9 @@ def train_scorer(params: Params, tokenizer_dir: Path, real_dir: Path, generated_
     maps, in out_dir/r<i> (see runs.train_replicates)."""
     import numpy as np
 
-    from lsrs.scorer import make_input
-    from lsrs.scorer_train import train_scorer as fit
-    from lsrs.store import TokenStore
+    from lsrs.models.scorer import make_input
+    from lsrs.training.scorer import train_scorer as fit
+    from lsrs.tokens.store import TokenStore
 
     if skipped(params, out_dir, log):
         return {}
@@ -206,10 +206,10 @@ def train_scorer(params: Params, tokenizer_dir: Path, real_dir: Path, generated_
 def run_sweep(params: Params, name: str, layout, out_dir: Path, log: Callable[[str], None] = print) -> list[dict]:
     """Stage flex_sweep@<name>: FlexVAR and FlexVAR + LSRS over flexvar.sweeps.<name>, on the paired
     "eval" images (flexvar.per_class per class) with flexvar.sampling; `layout` is the family's."""
-    from lsrs.ablations import SweepRun, evaluate_sweep, sweep_runs
+    from lsrs.pipeline.sweeps import SweepRun, evaluate_sweep, sweep_runs
 
     if skipped(params, out_dir, log):
-        from lsrs.ablations import ROW_COLUMNS
+        from lsrs.pipeline.sweeps import ROW_COLUMNS
 
         pd.DataFrame(columns=ROW_COLUMNS).to_csv(Path(out_dir) / "results.csv", index=False)
         return []

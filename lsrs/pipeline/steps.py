@@ -1,4 +1,4 @@
-"""The DVC pipeline's own steps (the others are lsrs.runs, lsrs.ablations and lsrs.analysis):
+"""The DVC pipeline's own steps (the others are lsrs.pipeline.runs, lsrs.pipeline.sweeps and lsrs.pipeline.analysis):
 checking params and data before anything long starts, the main evaluation with its summary, and
 the fixed-seed sample grids.
 
@@ -15,14 +15,14 @@ from typing import Callable
 
 import torch
 
-from lsrs.config import Params
-from lsrs.layout import Layout
-from lsrs.train import write_json
+from lsrs.pipeline.params import Params
+from lsrs.pipeline.layout import Layout
+from lsrs.training.trainers import write_json
 
 
 def data_manifest(params: Params) -> dict:
     """What identifies the profile's data: counts per split and class, and a content digest."""
-    from lsrs.runs import load_data
+    from lsrs.pipeline.runs import load_data
 
     d = params.data
     out = {"dataset": d.dataset, "root": d.root, "image_size": d.image_size, "splits": {}}
@@ -96,15 +96,15 @@ def prepare(params: Params, layout: Layout, log: Callable[[str], None] = print) 
 
 
 def evaluate_main(params: Params, layout: Layout, summary_json: Path, log: Callable[[str], None] = print) -> dict:
-    """The main run: LSRS at the top-level M/ST with lsrs.scorer, against the plain VAR of var.main
+    """The main run: LSRS at the top-level M/ST with lsrs.models.scorer, against the plain VAR of var.main
     (evaluated by the baseline stage on the same paired images). Writes the LSRS run's folder and a
     summary with both runs' metrics and the paired-bootstrap interval of the FID difference."""
-    from lsrs import runs as R
-    from lsrs.features import load_features
+    from lsrs.pipeline import runs as R
+    from lsrs.evaluation.features import load_features
 
     setup = R.EvalSetup.load(params, layout.tokenizer, layout.evaluator, layout.reference)
     var = R.load_var(layout.var(params.var.main), setup.vae)
-    plans = R.lsrs_plans(layout.scorer(params.lsrs.scorer), setup.vae, params.schedule(), params.lsrs.selection)
+    plans = R.lsrs_plans(layout.scorer(params.lsrs.models.scorer), setup.vae, params.schedule(), params.lsrs.selection)
     lsrs_metrics, feats = R.evaluate_model(setup, var, layout.main_eval, plans, log=log)
     if feats is None:  # a torchrun rank other than 0: its part is in rank 0's results
         return {}
@@ -113,7 +113,7 @@ def evaluate_main(params: Params, layout: Layout, summary_json: Path, log: Calla
     diff = R.paired_fid_diff(load_features(base_dir / "features.pt"), feats, setup)
     keys = ("fid", "is", "precision", "recall", "sfid", "fid_mean_diff2", "fid_trace_term", "seconds_per_image")
     summary = {"M": params.M, "ST": params.ST, "schedule": list(plans[0].schedule), "var": params.var.main,
-               "scorer": params.lsrs.scorer, "images": lsrs_metrics["count"], "replicates": len(plans),
+               "scorer": params.lsrs.models.scorer, "images": lsrs_metrics["count"], "replicates": len(plans),
                "replicate_rule": lsrs_metrics["replicate_rule"],
                "baseline": {k: base_metrics[k] for k in keys}, "lsrs": {k: lsrs_metrics[k] for k in keys},
                "fid_diff": {k: diff.get(k) for k in ("delta", "low", "high", "se", "endpoint_mcse", "share_not_better",
@@ -133,9 +133,9 @@ def sample_grids(params: Params, layout: Layout, out_dir: Path, log: Callable[[s
     per-image seeds in every column, and the random scale replacement grid."""
     from torchvision.utils import save_image
 
-    from lsrs import runs as R
+    from lsrs.pipeline import runs as R
 
-    from lsrs.runtime import Runtime
+    from lsrs.core.runtime import Runtime
 
     g, rt = params.ablations.grids, Runtime.start(params.runtime)
     if not rt.is_main:  # a few images: one process draws them
@@ -149,7 +149,7 @@ def sample_grids(params: Params, layout: Layout, out_dir: Path, log: Callable[[s
     for name, settings in (("grid_M", [(m, g.ST_fixed) for m in g.M]), ("grid_ST", [(g.M_fixed, st) for st in g.ST])):
         columns = []
         for m, st in settings:
-            plan = None if m == 1 else R.lsrs_plan(layout.scorer(params.lsrs.scorer), vae, params.schedule(m, st),
+            plan = None if m == 1 else R.lsrs_plan(layout.scorer(params.lsrs.models.scorer), vae, params.schedule(m, st),
                                                    params.lsrs.selection)
             with rt.autocast():
                 columns.append(_preview(var, vae, labels, params.sampling, g.seed, plan))
@@ -166,8 +166,8 @@ def sample_grids(params: Params, layout: Layout, out_dir: Path, log: Callable[[s
 
 def _preview(var, vae, labels: torch.Tensor, sampling, seed: int, plan) -> torch.Tensor:
     """Images of `labels` on the 'preview' stream (never the evaluation draws), LSRS when `plan` is given."""
-    from lsrs.runs import make_selector
-    from lsrs.sampler import generate
+    from lsrs.pipeline.runs import make_selector
+    from lsrs.sampling.sampler import generate
 
     sel = make_selector(sampling, torch.arange(len(labels)), seed, plan, stream="preview")
     return generate(var, vae, labels, sel, cfg=sampling.cfg).images.float().cpu()

@@ -16,22 +16,22 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from lsrs.checkpoint import CheckpointError, config_from_json, load_into, read_state_dict
-from lsrs.config import Params
-from lsrs.data import ImageSet, load_fashion_mnist
+from lsrs.core.checkpoint import CheckpointError, config_from_json, load_into, read_state_dict
+from lsrs.pipeline.params import Params
+from lsrs.data.fashion_mnist import ImageSet, load_fashion_mnist
 from lsrs.models import VAR, VQVAE, TokenizerConfig, TransformerConfig
-from lsrs.npz import to_uint8
-from lsrs.rejection import LSRSSelector, ScoreFn, SelectionConfig
-from lsrs.runtime import CPU, Runtime
-from lsrs.sampler import OfficialRNG, PerSampleRNG, TokenSampler, generate, generate_model
-from lsrs import train as T
+from lsrs.core.npz import to_uint8
+from lsrs.sampling.rejection import LSRSSelector, ScoreFn, SelectionConfig
+from lsrs.core.runtime import CPU, Runtime
+from lsrs.sampling.sampler import OfficialRNG, PerSampleRNG, TokenSampler, generate, generate_model
+from lsrs.training import trainers as T
 
 
 def load_data(params: Params, split: str = "train"):
     """The profile's images: an in-memory ImageSet (Fashion-MNIST) or a lazy FolderImages (ImageNet tree)."""
     d = params.data
     if d.dataset == "imagenet":
-        from lsrs.imagefolder import FolderImages
+        from lsrs.data.imagefolder import FolderImages
 
         if split != "train":
             raise ValueError("the imagenet dataset reads one class-folder tree (data.root); only split 'train' exists")
@@ -42,7 +42,7 @@ def load_data(params: Params, split: str = "train"):
 
 def resolve_checkpoint(path: str | Path, name: str) -> tuple[Path, Path]:
     """(checkpoint, config sidecar) for a run folder (trained here, or linking an official file) or a .pth."""
-    from lsrs.checkpoint import linked_checkpoint
+    from lsrs.core.checkpoint import linked_checkpoint
 
     path = Path(path)
     if not path.is_dir():
@@ -87,7 +87,7 @@ OFFICIAL_FILES = "the official files are on the Hugging Face Hub, FoundationVisi
 def link_tokenizer(params: Params, out_dir: Path, log: Callable[[str], None] = print) -> dict:
     """The paper profile's tokenizer: tokenizer.checkpoint (e.g. vae_ch160v4096z32.pth), checked
     against tokenizer.sha256 and tokenizer.model, linked from `out_dir` (see checkpoint.link_checkpoint)."""
-    from lsrs.checkpoint import link_checkpoint
+    from lsrs.core.checkpoint import link_checkpoint
 
     t = params.tokenizer
     with torch.device("meta"):
@@ -100,7 +100,7 @@ def link_tokenizer(params: Params, out_dir: Path, log: Callable[[str], None] = p
 
 def link_var(params: Params, name: str, out_dir: Path, log: Callable[[str], None] = print) -> dict:
     """The paper profile's VAR var.depths.<name>: its checkpoint (var_dNN.pth) checked and linked."""
-    from lsrs.checkpoint import link_checkpoint
+    from lsrs.core.checkpoint import link_checkpoint
 
     shape, cfg = params.var.depths[name], params.var_model(name)
     with torch.device("meta"):
@@ -172,7 +172,7 @@ TRAIN_TOKENS = "train_tokens.pt"
 def _cached_tokens(vae: VQVAE, data: ImageSet, path: Path, tokenizer_dir: Path) -> torch.Tensor:
     """Token maps of the training images, cached beside the tokenizer (by train_tokenizer, so every VAR
     depth reuses them) or next to the VAR run; keyed by the tokenizer's content and the image count."""
-    from lsrs.checkpoint import sha256_file
+    from lsrs.core.checkpoint import sha256_file
 
     ckpt, _ = resolve_checkpoint(tokenizer_dir, "tokenizer")
     key = (sha256_file(ckpt), len(data))
@@ -181,7 +181,7 @@ def _cached_tokens(vae: VQVAE, data: ImageSet, path: Path, tokenizer_dir: Path) 
         if cached.get("key") == key:
             return cached["tokens"]
     tokens = T.encode_tokens(vae, data, desc="encode training tokens")
-    from lsrs.checkpoint import atomic_save
+    from lsrs.core.checkpoint import atomic_save
 
     atomic_save({"key": key, "tokens": tokens}, path)
     return tokens
@@ -214,7 +214,7 @@ def lsrs_plan(scorer_path: str | Path, vae: VQVAE, schedule: tuple[int, ...],
               selection: SelectionConfig = SelectionConfig(), patch_nums: tuple[int, ...] | None = None) -> LSRSPlan:
     """Load a trained scorer (folder or .pth) and wrap it for `make_selector`; checks it fits the tokenizer
     (a FlexVAE with the sampling schedule `patch_nums`)."""
-    from lsrs.scorer import ScorerScoreFn, check_compatible, make_input
+    from lsrs.models.scorer import ScorerScoreFn, check_compatible, make_input
 
     path = scorer_replicates(scorer_path)[0]  # a folder of replicates: the first
     scorer = load_scorer_from(path).to(next(vae.parameters()).device)
@@ -242,14 +242,14 @@ def scorer_replicates(folder: str | Path) -> list[Path]:
 
 
 def _has_scorer(folder: Path) -> bool:
-    from lsrs.checkpoint import linked_checkpoint
+    from lsrs.core.checkpoint import linked_checkpoint
 
     return (folder / "scorer.pth").is_file() or linked_checkpoint(folder, "scorer") is not None
 
 
 def load_scorer_from(path: str | Path):
     """A scorer from a run folder (trained here or linking a checkpoint) or a .pth with its .json beside it."""
-    from lsrs.scorer import Scorer, ScorerConfig
+    from lsrs.models.scorer import Scorer, ScorerConfig
 
     ckpt, side = resolve_checkpoint(path, "scorer")
     model = load_into(Scorer(config_from_json(ScorerConfig, side)), ckpt, "scorer checkpoint",
@@ -322,7 +322,7 @@ def random_scale_grid(var: VAR, vae: VQVAE, sampling, out_png: Path, classes: li
     """
     from torchvision.utils import save_image
 
-    from lsrs.rejection import RandomScale
+    from lsrs.sampling.rejection import RandomScale
 
     if sampling.rng != "per-sample":
         raise ValueError("random scale replacement needs sampling.rng = per-sample")
@@ -343,7 +343,7 @@ def random_scale_grid(var: VAR, vae: VQVAE, sampling, out_png: Path, classes: li
 def model_id(folder: Path, name: str) -> dict:
     """What identifies a model in a store's meta: its file and content hash (for a linked official
     file the hash its stage checked, so gigabytes are not hashed again)."""
-    from lsrs.checkpoint import SOURCE_SUFFIX, sha256_file
+    from lsrs.core.checkpoint import SOURCE_SUFFIX, sha256_file
 
     ckpt = resolve_checkpoint(folder, name)[0]
     link = Path(folder) / f"{name}{SOURCE_SUFFIX}"
@@ -353,7 +353,7 @@ def model_id(folder: Path, name: str) -> dict:
 
 def extract_real_tokens(params: Params, tokenizer_dir: Path, out_dir: Path, log: Callable[[str], None] = print):
     """Token maps of the first `tokens.real_per_class` training images of every class, as a token store."""
-    from lsrs.tokens import extract_real
+    from lsrs.tokens.writers import extract_real
 
     rt = Runtime.start(params.runtime)
     vae = load_tokenizer(tokenizer_dir).to(rt.device)
@@ -372,7 +372,7 @@ def extract_real_tokens(params: Params, tokenizer_dir: Path, out_dir: Path, log:
 def sample_generated_tokens(params: Params, tokenizer_dir: Path, var_dir: Path, out_dir: Path,
                             log: Callable[[str], None] = print):
     """`tokens.generated_per_class` VAR samples per class (stream 'scorer-data'), as a token store."""
-    from lsrs.tokens import sample_generated
+    from lsrs.tokens.writers import sample_generated
 
     rt = Runtime.start(params.runtime)
     vae = load_tokenizer(tokenizer_dir).to(rt.device)
@@ -391,8 +391,8 @@ def train_scorer(params: Params, tokenizer_dir: Path, real_dir: Path, generated_
 
     One scorer into out_dir (its metrics dict), or with `replicates` R of them into out_dir/r<r>, seeds
     seed + r (see `train_replicates`; a list of metrics dicts); the data is loaded once for all."""
-    from lsrs.scorer_train import train_scorer as fit
-    from lsrs.store import TokenStore
+    from lsrs.training.scorer import train_scorer as fit
+    from lsrs.tokens.store import TokenStore
 
     vae = load_tokenizer(tokenizer_dir)
     real, gen = TokenStore.open(real_dir), TokenStore.open(generated_dir)
@@ -433,8 +433,8 @@ def train_replicates(fit_one: Callable[[Path, int], dict], out_dir: Path, replic
 def link_scorer(params: Params, name: str, out_dir: Path, log: Callable[[str], None] = print) -> dict:
     """scorer.runs.<name>.checkpoint (e.g. the authors' RewardNet state dict) checked against its sha256
     and scorer.model (keys and shapes, strictly) and linked as the run's one replicate, out_dir/r0."""
-    from lsrs.checkpoint import link_checkpoint
-    from lsrs.scorer import Scorer
+    from lsrs.core.checkpoint import link_checkpoint
+    from lsrs.models.scorer import Scorer
 
     run, cfg = params.scorer.runs[name], params.scorer.model
     with torch.device("meta"):
@@ -449,7 +449,7 @@ def link_scorer(params: Params, name: str, out_dir: Path, log: Callable[[str], N
 
 def train_evaluator(params: Params, out_dir: Path, log: Callable[[str], None] = print) -> dict:
     """The mini feature extractor: a classifier trained on the profile's training images."""
-    from lsrs.evaluator import train_evaluator as fit
+    from lsrs.training.evaluator import train_evaluator as fit
 
     if params.data.dataset != "fashion-mnist":
         raise ValueError("train-evaluator is for the mini profile; the paper profile uses Inception weights")
@@ -470,7 +470,7 @@ def check_inception(params: Params, out_dir: Path, log: Callable[[str], None] = 
 def make_extractor(params: Params, evaluator_dir: Path | None):
     """The profile's feature extractor: the mini classifier in `evaluator_dir`, or Inception from the
     local weights file evaluation.inception_weights (a clear error names the file when it is missing)."""
-    from lsrs.features import inception_extractor, mini_extractor
+    from lsrs.evaluation.features import inception_extractor, mini_extractor
 
     ev = params.evaluation
     if ev.extractor == "inception":
@@ -485,7 +485,7 @@ def build_reference(params: Params, evaluator_dir: Path | None, out_npz: Path,
     """Reference statistics: from the ADM reference batch evaluation.reference_batch when given (its
     stored mu/sigma, P/R features from its images), else from the real training images
     (evaluation.reference_count of them, or all; an ImageNet tree is read lazily, batch by batch)."""
-    from lsrs.evaluation import build_reference as build, load_reference, save_reference
+    from lsrs.evaluation.reference import build_reference as build, load_reference, save_reference
 
     ev, rt = params.evaluation, Runtime.start(params.runtime)
     if not rt.is_main:  # one pass over the reference images; nothing to split
@@ -515,15 +515,15 @@ class EvalSetup:
 
     params: Params
     vae: VQVAE  # on runtime.device
-    extractor: object  # lsrs.features.Extractor
-    reference: object  # lsrs.evaluation.ReferenceStats
+    extractor: object  # lsrs.evaluation.features.Extractor
+    reference: object  # lsrs.evaluation.reference.ReferenceStats
     runtime: Runtime = CPU
 
     @classmethod
     def load(cls, params: Params, tokenizer_dir: Path, evaluator_dir: Path | None, reference: Path,
              tokenizer_loader: Callable = None) -> "EvalSetup":
-        """`tokenizer_loader(dir)` reads the tokenizer (default: VAR's VQ-VAE; lsrs.flex passes its FlexVAE's)."""
-        from lsrs.evaluation import load_reference
+        """`tokenizer_loader(dir)` reads the tokenizer (default: VAR's VQ-VAE; lsrs.pipeline.flex passes its FlexVAE's)."""
+        from lsrs.evaluation.reference import load_reference
 
         rt = Runtime.start(params.runtime)
         extractor = make_extractor(params, evaluator_dir)
@@ -545,9 +545,9 @@ def evaluate_model(setup: EvalSetup, var: VAR, out_dir: Path, plan: LSRSPlan | l
     """
     import resource
 
-    from lsrs.evaluation import evaluate_features
-    from lsrs.features import compute_features, save_features
-    from lsrs.npz import write_samples
+    from lsrs.evaluation.reference import evaluate_features
+    from lsrs.evaluation.features import compute_features, save_features
+    from lsrs.core.npz import write_samples
 
     ev, rt = setup.params.evaluation, setup.runtime
     var = var.to(rt.device)
@@ -606,7 +606,7 @@ def evaluate(params: Params, tokenizer_dir: Path, var_dir: Path, evaluator_dir: 
 def paired_fid_diff(baseline, candidate, setup: EvalSetup, seed: int = 0) -> dict:
     """FID(candidate) - FID(baseline) with its paired-bootstrap 95% interval (see evaluation.compare_runs);
     over images and the candidate's scorer replicates when its features carry them (`.replicate`)."""
-    from lsrs.evaluation import compare_runs
+    from lsrs.evaluation.reference import compare_runs
 
     ev = setup.params.evaluation
     return compare_runs(baseline, candidate, setup.reference, seed=seed, device=setup.runtime.device,

@@ -11,7 +11,7 @@ holds items j*S .. j*S+S-1 as three plain .npy files, so they can be memory-mapp
 `manifest.json` describes the store (kind, free-form meta, scales, vocabulary, total, shard size)
 and lists the finished shards with the sha256 of each file. Every file is written to a temporary
 name, fsynced and renamed; a finished shard first gets an entry file (shard_j.entry.json), which
-moves into the manifest as soon as every shard before it is listed, so a shard exists only once its
+moves into the manifest as every shard before it is listed, so a shard exists only once its
 entry or manifest line does (several torchrun ranks may write shards of one store, see write_store). An interrupted `write_store` resumes where it stopped; since shards are
 aligned to `shard_size` and the producer is deterministic per item range, the resumed folder is
 byte-identical to one written in a single go. A folder holding a different run (another spec) is
@@ -34,7 +34,7 @@ from typing import Callable, Iterator
 import numpy as np
 from tqdm import tqdm
 
-from lsrs.runtime import CPU, Runtime
+from lsrs.core.runtime import CPU, Runtime
 
 FORMAT = 1
 KINDS = ("real", "generated")

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from lsrs.rejection import SelectionConfig, schedule_from
+from lsrs.sampling.rejection import SelectionConfig, schedule_from
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class SweepConfig:
 
     M: tuple[int, ...] = (32,)
     ST: tuple[int, ...] = (2,)
-    scorers: tuple[str, ...] | None = None  # scorer runs (scorer.runs names); None: lsrs.scorer
+    scorers: tuple[str, ...] | None = None  # scorer runs (scorer.runs names); None: lsrs.models.scorer
     k: tuple[int, ...] = (1,)
     temperature: float = 1.0  # of top-k selection
     feeds: str = ""  # which paper tables / figures the family reproduces (documentation, shown in reports)
@@ -175,7 +175,7 @@ def sweep_runs(sw: SweepConfig, default_scorer: str, scorer_var: Callable[[str],
 
 def run_sweep(params, name: str, layout, out_dir: Path, log: Callable[[str], None] = print) -> list[dict]:
     """Evaluate every run of family `name` (ablations.sweeps) on `ablations.per_class` paired images per class."""
-    from lsrs import runs as R
+    from lsrs.pipeline import runs as R
 
     sw = params.ablations.sweeps[name]
     setup = R.EvalSetup.load(params, layout.tokenizer, layout.evaluator, layout.reference)
@@ -190,7 +190,7 @@ def run_sweep(params, name: str, layout, out_dir: Path, log: Callable[[str], Non
     def plan_for(run: SweepRun):
         return R.lsrs_plans(layout.scorer(run.scorer), setup.vae, run.schedule(k), run.selection)
 
-    runs = sweep_runs(sw, params.lsrs.scorer, params.scorer_var)
+    runs = sweep_runs(sw, params.lsrs.models.scorer, params.scorer_var)
     return evaluate_sweep(setup, name, sw, runs, model_for, plan_for, params.ablations.per_class, out_dir, log)
 
 
@@ -204,7 +204,7 @@ def evaluate_sweep(setup, name: str, sw: SweepConfig, runs: list[SweepRun], mode
     """
     import pandas as pd
 
-    from lsrs import runs as R
+    from lsrs.pipeline import runs as R
 
     per_class = sw.per_class or per_class
     log(f"sweep {name}: {len(runs)} runs x {per_class} images per class" + (f" ({sw.feeds})" if sw.feeds else ""))

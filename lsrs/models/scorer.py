@@ -19,7 +19,7 @@ after scale k (`VarInput`); FlexVAR would score the embedding of the candidate's
 (appendix A, "LSRS for FlexVAR") and only needs another `ScorerInput`. Every input implements two
 paths that must agree: `all_scales` (training: every scale of whole token maps, computed
 incrementally) and `candidates` (inference: one scale's candidates given the e_k that
-`lsrs.rejection.LSRSSelector` already built).
+`lsrs.sampling.rejection.LSRSSelector` already built).
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lsrs.checkpoint import config_from_json, load_into
+from lsrs.core.checkpoint import config_from_json, load_into
 from lsrs.models.tokenizer import VQVAE
 
 INPUT_KINDS = ("var", "flexvar")
@@ -292,7 +292,7 @@ def check_compatible(cfg: ScorerConfig, vae: VQVAE, patch_nums: tuple[int, ...] 
 
 
 class ScorerScoreFn:
-    """A trained scorer as the `score_fn` of `lsrs.rejection.LSRSSelector` (eval mode, no grad)."""
+    """A trained scorer as the `score_fn` of `lsrs.sampling.rejection.LSRSSelector` (eval mode, no grad)."""
 
     def __init__(self, scorer: Scorer, input_fn: ScorerInput):
         self.scorer, self.input_fn = scorer.eval(), input_fn

@@ -1,6 +1,6 @@
 """Compare our refcheck outputs with an official-code reference set, using the set's README tolerances.
 
-Our side is always the *full layout* that `lsrs.refcheck.compute_outputs` returns: one dict per output
+Our side is always the *full layout* that `lsrs.verify.refcheck.compute_outputs` returns: one dict per output
 file, every tensor at full length (logits (N, 680, V), hidden states (N, 680, C), ...). The reference side
 may be stored in the full layout or in the *reduced layout*, whose files carry a `reduction` entry:
 

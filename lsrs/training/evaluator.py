@@ -26,9 +26,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from lsrs.checkpoint import atomic_save, atomic_write_text, config_from_json, config_to_json, load_into, sha256_file
-from lsrs.data import ImageSet
-from lsrs.train import write_json
+from lsrs.core.checkpoint import atomic_save, atomic_write_text, config_from_json, config_to_json, load_into, sha256_file
+from lsrs.data.fashion_mnist import ImageSet
+from lsrs.training.trainers import write_json
 
 WEIGHTS_NAME = "evaluator.pth"
 CONFIG_NAME = "evaluator.json"
@@ -150,7 +150,7 @@ def load_evaluator(path: str | Path) -> MiniClassifier:
     cfg = config_from_json(EvaluatorConfig, weights.with_suffix(".json"))
     model = MiniClassifier(cfg)
     load_into(model, weights, what="evaluator checkpoint",
-              hint="Train it with lsrs.evaluator.train_evaluator (the mini profile's evaluator step).")
+              hint="Train it with lsrs.training.evaluator.train_evaluator (the mini profile's evaluator step).")
     return model.eval().requires_grad_(False)
 
 

@@ -70,11 +70,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from lsrs.checkpoint import atomic_write_text, read_state_dict
-from lsrs.runtime import CPU, Runtime
+from lsrs.core.checkpoint import atomic_write_text, read_state_dict
+from lsrs.core.runtime import CPU, Runtime
 from lsrs.models.tokenizer import VQVAE
-from lsrs.scorer import Scorer, ScorerConfig, ScorerInput, check_compatible, make_input, num_params
-from lsrs.train import OptimConfig, _Trainer, plot_history, save_model, split_scales, write_json
+from lsrs.models.scorer import Scorer, ScorerConfig, ScorerInput, check_compatible, make_input, num_params
+from lsrs.training.trainers import OptimConfig, _Trainer, plot_history, save_model, split_scales, write_json
 
 LOSSES = ("pairwise", "pointwise")
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lsrs.data import DataMissingError
+from lsrs.data.fashion_mnist import DataMissingError
 
 EXTENSIONS = (".jpeg", ".jpg", ".png", ".webp", ".bmp")
 CROPS = ("random", "center")

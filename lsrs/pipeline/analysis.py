@@ -17,14 +17,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from lsrs.rejection import schedule_from
+from lsrs.sampling.rejection import schedule_from
 
 
 @torch.no_grad()
 def map_scores(scorer, input_fn, tokens: torch.Tensor, labels: torch.Tensor, patch_nums, batch_size: int = 256
                ) -> torch.Tensor:
     """Scores (N, K) of N whole token maps at every scale."""
-    from lsrs.train import split_scales
+    from lsrs.training.trainers import split_scales
 
     k = len(patch_nums)
     out = []
@@ -49,10 +49,10 @@ def histogram_kl(a: np.ndarray, b: np.ndarray, bins: int, eps: float = 1e-6) -> 
 
 def analyse_scorer(params, name: str, layout, log: Callable[[str], None] = print) -> dict:
     """Per-scale accuracy/loss (from training) and score statistics of real vs generated held-out maps."""
-    from lsrs import runs as R
-    from lsrs.scorer import make_input
-    from lsrs.scorer_train import split_per_class
-    from lsrs.store import TokenStore
+    from lsrs.pipeline import runs as R
+    from lsrs.models.scorer import make_input
+    from lsrs.training.scorer import split_per_class
+    from lsrs.tokens.store import TokenStore
 
     run = params.scorer.runs[name]
     vae = R.load_tokenizer(layout.tokenizer)
@@ -72,7 +72,7 @@ def analyse_scorer(params, name: str, layout, log: Callable[[str], None] = print
         scores[kind] = map_scores(scorer, input_fn, tokens, labels[idx], vae.cfg.patch_nums).numpy()
     accs = [_replicate_metrics(f) for f in folders]
     trained = accs[0]
-    selected = selection_scores(params, layout, folder, vae, run.var) if name == params.lsrs.scorer else None
+    selected = selection_scores(params, layout, folder, vae, run.var) if name == params.lsrs.models.scorer else None
     per_scale = []
     for si in range(len(vae.cfg.patch_nums)):
         r, g = scores["real"][:, si], scores["generated"][:, si]
@@ -107,8 +107,8 @@ def selection_scores(params, layout, scorer_dir, vae, var_name: str) -> list[tup
     'preview' stream (never the evaluation draws); None at scales LSRS does not touch. Next to the
     real held-out maps' scores this shows whether selection pushes maps past the real ones
     (exploiting the scorer) or towards them."""
-    from lsrs import runs as R
-    from lsrs.sampler import generate
+    from lsrs.pipeline import runs as R
+    from lsrs.sampling.sampler import generate
 
     var = R.load_var(layout.var(var_name), vae)
     schedule = params.schedule()
@@ -151,8 +151,8 @@ def measure_cost(params, layout, device: str | None = None, log: Callable[[str],
     a torchrun job; the others return [])."""
     import dataclasses
 
-    from lsrs import runs as R
-    from lsrs.runtime import Runtime
+    from lsrs.pipeline import runs as R
+    from lsrs.core.runtime import Runtime
 
     c, rt = params.ablations.cost, Runtime.start(params.runtime)
     if not rt.is_main:
@@ -166,7 +166,7 @@ def measure_cost(params, layout, device: str | None = None, log: Callable[[str],
     rows = []
     R.sample_images(var, vae, labels, params.sampling, 0, c.batch_size, progress=False, runtime=rt)  # warm-up
     for m in tqdm(c.M, desc="cost vs M", unit="M"):
-        plan = None if m == 1 else R.lsrs_plan(layout.scorer(params.lsrs.scorer), vae,
+        plan = None if m == 1 else R.lsrs_plan(layout.scorer(params.lsrs.models.scorer), vae,
                                                schedule_from(m, c.ST, k))
         _peak_memory_reset(dev)
         times = []

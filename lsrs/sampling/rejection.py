@@ -1,6 +1,6 @@
 """LSRS inference: draw M candidate token maps per scale, score them, keep the best (Algorithm 1).
 
-`LSRSSelector` is a selector for `lsrs.sampler.generate`: at scale k it draws m_k candidate token
+`LSRSSelector` is a selector for `lsrs.sampling.sampler.generate`: at scale k it draws m_k candidate token
 maps from the same post-CFG logits (the plain sampler's filter and RNG stream, so candidate 0 is
 exactly the token map plain VAR would have drawn), builds each candidate's cumulative latent
 e_k = f_hat_{k-1} + Phi(up(embed(r_k))) in one batched call, scores all B x m_k of them with the
@@ -18,7 +18,7 @@ from typing import Callable, Protocol
 
 import torch
 
-from lsrs.sampler import Choice, PerSampleRNG, ScaleStep, TokenSampler
+from lsrs.sampling.sampler import Choice, PerSampleRNG, ScaleStep, TokenSampler
 
 SELECTIONS = ("greedy", "topk")
 

@@ -30,6 +30,22 @@ from lsrs.models.transformer import VAR
 RNG_MODES = ("per-sample", "official")
 
 
+@dataclass(frozen=True)
+class SamplingConfig:
+    cfg: float = 1.5
+    top_k: int = 900
+    top_p: float = 0.96
+    rng: str = "per-sample"
+    seed: int = 0
+    batch_size: int = 64
+
+    def __post_init__(self):
+        if self.rng not in RNG_MODES:
+            raise ValueError(f"must be one of {RNG_MODES}, got {self.rng!r}")
+        if self.top_k < 0 or not 0 <= self.top_p <= 1 or self.cfg < 0 or self.batch_size < 1:
+            raise ValueError("top_k >= 0, 0 <= top_p <= 1, cfg >= 0 and batch_size >= 1 are required")
+
+
 def filter_top_k_top_p(logits: torch.Tensor, top_k: int = 0, top_p: float = 0.0) -> torch.Tensor:
     """Mask (set to -inf) the logits that the official top-k then top-p rule removes. In place.
 

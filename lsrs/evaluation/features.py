@@ -2,7 +2,7 @@
 
 Two extractors, each reading three roles from one forward pass:
 
-| role    | metric        | mini (our classifier, `lsrs.evaluator`) | paper (Inception-v3, ADM conventions)       |
+| role    | metric        | mini (our classifier, `lsrs.training.evaluator`) | paper (Inception-v3, ADM conventions)       |
 |---------|---------------|-----------------------------------------|---------------------------------------------|
 | pool    | FID, P/R      | `hidden`: 128-d penultimate layer       | `2048`: pool_3                              |
 | spatial | sFID          | `spatial`: 7 ch of the 8x8 map, 448-d   | `mixed_6_conv_7ch`: 7 ch of 17x17, 2023-d   |
@@ -34,10 +34,10 @@ from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_featur
 from torch_fidelity.utils import create_feature_extractor
 from tqdm import tqdm
 
-from lsrs.checkpoint import atomic_save
-from lsrs.evaluator import CONFIG_NAME, WEIGHTS_NAME, load_evaluator
-from lsrs.metrics import Gaussian, GaussianAccumulator
-from lsrs.npz import iter_samples, nhwc_to_nchw, samples_shape, to_uint8
+from lsrs.core.checkpoint import atomic_save
+from lsrs.training.evaluator import CONFIG_NAME, WEIGHTS_NAME, load_evaluator
+from lsrs.evaluation.metrics import Gaussian, GaussianAccumulator
+from lsrs.core.npz import iter_samples, nhwc_to_nchw, samples_shape, to_uint8
 
 INCEPTION_WEIGHTS_NAME = "weights-inception-2015-12-05-6726825d.pth"
 DIGEST_CHARS = 16
@@ -80,7 +80,7 @@ class MiniFeatureExtractor(FeatureExtractorBase):
     def __init__(self, name, features_list, feature_extractor_weights_path=None, **kwargs):
         super().__init__(name, features_list)
         path = _verified_weights(name, feature_extractor_weights_path, "mini evaluator",
-                                 f"train it with lsrs.evaluator.train_evaluator ({WEIGHTS_NAME} + {CONFIG_NAME})")
+                                 f"train it with lsrs.training.evaluator.train_evaluator ({WEIGHTS_NAME} + {CONFIG_NAME})")
         self.net = load_evaluator(path)
 
     def forward(self, x):
@@ -203,7 +203,7 @@ def mini_extractor(evaluator: str | Path) -> Extractor:
     path = path / WEIGHTS_NAME if path.is_dir() else path
     if not path.is_file():
         raise ExtractorWeightsError(f"mini evaluator weights {path} not found; train it with "
-                                    "lsrs.evaluator.train_evaluator")
+                                    "lsrs.training.evaluator.train_evaluator")
     name = f"lsrs-mini-evaluator-{file_digest(path)}"
     _register(name, MiniFeatureExtractor)
     return Extractor(name, str(path), pool="hidden", spatial="spatial", logits="logits")

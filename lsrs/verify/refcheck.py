@@ -4,7 +4,7 @@ A reference folder (layout of ``shared/reference/var/refset``) holds official st
 and the official outputs, possibly reduced (logits only at some positions, summaries elsewhere,
 derived tensors left out). `compute_outputs` loads the state dicts into our models and recomputes
 every stored quantity from the *saved inputs* of each stage, so a difference in one stage cannot
-spill into the next. `lsrs.refcompare.compare_outputs` applies the reference README's tolerances, and
+spill into the next. `lsrs.verify.refcompare.compare_outputs` applies the reference README's tolerances, and
 `run_refcheck` does both and prints the per-quantity table.
 """
 from __future__ import annotations
@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from lsrs.models import VAR, VQVAE, TokenizerConfig, TransformerConfig
-from lsrs.refcompare import compare_outputs, has_problems, render_table
-from lsrs.sampler import OfficialRNG, TokenSampler, filter_top_k_top_p, generate
+from lsrs.verify.refcompare import compare_outputs, has_problems, render_table
+from lsrs.sampling.sampler import OfficialRNG, TokenSampler, filter_top_k_top_p, generate
 
 FILES = ("ref_vqvae.pth", "ref_next_ar_inputs.pth", "ref_var_teacher_forced.pth", "ref_inference.pth",
          "ref_units.pth")

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lsrs.features import Extractor, Features, ImageInput, cached_features, compute_features
-from lsrs.metrics import Gaussian, frechet_distance, inception_score, paired_bootstrap_fid, precision_recall
-from lsrs.npz import ARRAY_KEY, atomic_savez
+from lsrs.evaluation.features import Extractor, Features, ImageInput, cached_features, compute_features
+from lsrs.evaluation.metrics import Gaussian, frechet_distance, inception_score, paired_bootstrap_fid, precision_recall
+from lsrs.core.npz import ARRAY_KEY, atomic_savez
 
 
 class ReferenceMismatchError(ValueError):
@@ -152,7 +152,7 @@ def compare_runs(baseline: Features, candidate: Features, reference: ReferenceSt
                  seed: int = 0, confidence: float = 0.95, device: str | torch.device = "cpu",
                  groups=None, mcse_target: float | None = None, n_boot_max: int | None = None) -> dict:
     """Paired bootstrap interval of FID(candidate) - FID(baseline) for two runs whose image i shares
-    its class and seed (see `lsrs.metrics.paired_bootstrap_fid`). `low` and `high` both below 0
+    its class and seed (see `lsrs.evaluation.metrics.paired_bootstrap_fid`). `low` and `high` both below 0
     means the candidate (e.g. LSRS) beat the baseline beyond resampling noise. `groups`: the candidate
     images' scorer replicates, for the interval over images and replicates."""
     for f in (baseline, candidate):
