@@ -126,7 +126,7 @@ def build_plan(raw: dict, source: str, num_scales: int) -> Plan:
     real = round(classes * (min(per_class_real, avg_real) if per_class_real else avg_real))
     runs = {name: (r["var"], bool(r.get("without_first_scale", False)))
             for name, r in pick(raw, "scorer.runs", {}).items()}
-    main_scorer = pick(raw, "lsrs.models.scorer", None) or next(iter(runs))
+    main_scorer = pick(raw, "lsrs.scorer", None) or next(iter(runs))
     train = {k: pick(raw, f"scorer.train.{k}", v) for k, v in
              dict(epochs=4, batch_size=128, val_fraction=0.1, pairs_per_class=None, val_pairs_per_class=None,
                   precompute_max_gb=2.0).items()}

@@ -3,7 +3,7 @@
     python benchmarks/pilot_power.py [--params params.yaml] [--root runs/mini] [--replicates 6]
         [--per-class 600] [--out runs/mini/pilot] [--limit-pct 2]
 
-Trains (or reuses) `--replicates` scorers of the main scorer run (lsrs.models.scorer; replicate r with
+Trains (or reuses) `--replicates` scorers of the main scorer run (lsrs.scorer; replicate r with
 scorer.train.seed + r) in <out>/scorers, evaluates the plain VAR and LSRS at the top-level M/ST on
 `--per-class` images per class (image i uses replicate (i // C) mod R, as the pipeline does), and
 prints the ΔFID interval, the per-replicate ΔFIDs, var_images (a / N), tau2 and the N that a
@@ -34,7 +34,7 @@ def main() -> None:
     ap.add_argument("--limit-pct", type=float, default=2.0)
     a = ap.parse_args()
     p, layout, out = load_params(a.params), Layout.at(a.root), Path(a.out)
-    run = p.scorer.runs[p.lsrs.models.scorer]
+    run = p.scorer.runs[p.lsrs.scorer]
     t0 = time.perf_counter()
     R.train_scorer(p, layout.tokenizer, layout.real_tokens, layout.generated_tokens(run.var), out / "scorers",
                    log=lambda m: None, replicates=a.replicates, loss=run.loss,

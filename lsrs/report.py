@@ -84,7 +84,7 @@ class Results:
 
     @property
     def main_scorer(self) -> str | None:
-        return self.params.lsrs.models.scorer
+        return self.params.lsrs.scorer
 
 
 def load_results(params: Params, metrics_dir: str | Path, runs_dir: str | Path) -> Results:
@@ -172,7 +172,7 @@ def _at(rows: pd.DataFrame, col: str, value) -> pd.Series | None:
 
 
 def _depth_scorers(res: Results) -> dict[str, str]:
-    """var -> the scorer that stands for that depth (pairwise, trained with scale 1; lsrs.models.scorer for
+    """var -> the scorer that stands for that depth (pairwise, trained with scale 1; lsrs.scorer for
     var.main), ordered by depth: these are Tables 1/4's LSRS rows and Figure 5's curves."""
     out: dict[str, str] = {}
     for name, run in res.params.scorer.runs.items():

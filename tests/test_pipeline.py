@@ -52,7 +52,7 @@ def test_tiny_params_valid_and_consistent_with_params_yaml(tmp_path):
     ("M", 0, "M: must be >= 1"),
     ("ST", 99, "ST: must be in 1..7"),
     ("scorer.runs.d4-pointwise.loss", "foo", "scorer.runs.d4-pointwise.loss: must be one of"),
-    ("lsrs.models.scorer", "d2-pairwise", "lsrs.models.scorer: the main scorer must be trained on var.main"),
+    ("lsrs.scorer", "d2-pairwise", "lsrs.scorer: the main scorer must be trained on var.main"),
     ("var.main", "d9", "var.main: must name one of var.depths"),
     ("data.test_limit", 0, "data: test_limit must be >= 1 or null"),
     ("ablations.sweeps.m_st2.ST", [0], "ablations.sweeps.m_st2.ST: every ST must be in 1..7"),

@@ -72,7 +72,7 @@ def analyse_scorer(params, name: str, layout, log: Callable[[str], None] = print
         scores[kind] = map_scores(scorer, input_fn, tokens, labels[idx], vae.cfg.patch_nums).numpy()
     accs = [_replicate_metrics(f) for f in folders]
     trained = accs[0]
-    selected = selection_scores(params, layout, folder, vae, run.var) if name == params.lsrs.models.scorer else None
+    selected = selection_scores(params, layout, folder, vae, run.var) if name == params.lsrs.scorer else None
     per_scale = []
     for si in range(len(vae.cfg.patch_nums)):
         r, g = scores["real"][:, si], scores["generated"][:, si]
@@ -166,7 +166,7 @@ def measure_cost(params, layout, device: str | None = None, log: Callable[[str],
     rows = []
     R.sample_images(var, vae, labels, params.sampling, 0, c.batch_size, progress=False, runtime=rt)  # warm-up
     for m in tqdm(c.M, desc="cost vs M", unit="M"):
-        plan = None if m == 1 else R.lsrs_plan(layout.scorer(params.lsrs.models.scorer), vae,
+        plan = None if m == 1 else R.lsrs_plan(layout.scorer(params.lsrs.scorer), vae,
                                                schedule_from(m, c.ST, k))
         _peak_memory_reset(dev)
         times = []

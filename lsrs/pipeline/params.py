@@ -372,13 +372,13 @@ def check_consistency(params: Params) -> None:
     _check_names(params)
     _check_flexvar(params)
     try:
-        check_ablations(params.ablations, k, scorers=set(params.scorer.runs), default_scorer=params.lsrs.models.scorer)
+        check_ablations(params.ablations, k, scorers=set(params.scorer.runs), default_scorer=params.lsrs.scorer)
     except ValueError as exc:
         raise ParamsError(str(exc)) from None
 
 
 def _check_names(params: Params) -> None:
-    """The names that tie sections together (var.main, scorer.runs.*.var, lsrs.models.scorer) must exist."""
+    """The names that tie sections together (var.main, scorer.runs.*.var, lsrs.scorer) must exist."""
     depths, runs = params.var.depths, params.scorer.runs
     if depths and params.var.main not in depths:
         raise ParamsError(f"var.main: must name one of var.depths ({', '.join(depths)}), got {params.var.main!r}")
@@ -395,11 +395,11 @@ def _check_names(params: Params) -> None:
                               f"got {run.var!r}")
         if run.loss not in LOSSES:
             raise ParamsError(f"scorer.runs.{name}.loss: must be one of {LOSSES}, got {run.loss!r}")
-    if runs and params.lsrs.models.scorer not in runs:
-        raise ParamsError(f"lsrs.models.scorer: must name one of scorer.runs ({', '.join(runs)}), got {params.lsrs.models.scorer!r}")
-    if runs and runs[params.lsrs.models.scorer].var != params.var.main:
-        raise ParamsError(f"lsrs.models.scorer: the main scorer must be trained on var.main={params.var.main}, "
-                          f"{params.lsrs.models.scorer} was trained on {runs[params.lsrs.models.scorer].var}")
+    if runs and params.lsrs.scorer not in runs:
+        raise ParamsError(f"lsrs.scorer: must name one of scorer.runs ({', '.join(runs)}), got {params.lsrs.scorer!r}")
+    if runs and runs[params.lsrs.scorer].var != params.var.main:
+        raise ParamsError(f"lsrs.scorer: the main scorer must be trained on var.main={params.var.main}, "
+                          f"{params.lsrs.scorer} was trained on {runs[params.lsrs.scorer].var}")
 
 
 def _check_flexvar(params: Params) -> None:

@@ -96,7 +96,7 @@ def prepare(params: Params, layout: Layout, log: Callable[[str], None] = print) 
 
 
 def evaluate_main(params: Params, layout: Layout, summary_json: Path, log: Callable[[str], None] = print) -> dict:
-    """The main run: LSRS at the top-level M/ST with lsrs.models.scorer, against the plain VAR of var.main
+    """The main run: LSRS at the top-level M/ST with lsrs.scorer, against the plain VAR of var.main
     (evaluated by the baseline stage on the same paired images). Writes the LSRS run's folder and a
     summary with both runs' metrics and the paired-bootstrap interval of the FID difference."""
     from lsrs.pipeline import runs as R
@@ -104,7 +104,7 @@ def evaluate_main(params: Params, layout: Layout, summary_json: Path, log: Calla
 
     setup = R.EvalSetup.load(params, layout.tokenizer, layout.evaluator, layout.reference)
     var = R.load_var(layout.var(params.var.main), setup.vae)
-    plans = R.lsrs_plans(layout.scorer(params.lsrs.models.scorer), setup.vae, params.schedule(), params.lsrs.selection)
+    plans = R.lsrs_plans(layout.scorer(params.lsrs.scorer), setup.vae, params.schedule(), params.lsrs.selection)
     lsrs_metrics, feats = R.evaluate_model(setup, var, layout.main_eval, plans, log=log)
     if feats is None:  # a torchrun rank other than 0: its part is in rank 0's results
         return {}
@@ -113,7 +113,7 @@ def evaluate_main(params: Params, layout: Layout, summary_json: Path, log: Calla
     diff = R.paired_fid_diff(load_features(base_dir / "features.pt"), feats, setup)
     keys = ("fid", "is", "precision", "recall", "sfid", "fid_mean_diff2", "fid_trace_term", "seconds_per_image")
     summary = {"M": params.M, "ST": params.ST, "schedule": list(plans[0].schedule), "var": params.var.main,
-               "scorer": params.lsrs.models.scorer, "images": lsrs_metrics["count"], "replicates": len(plans),
+               "scorer": params.lsrs.scorer, "images": lsrs_metrics["count"], "replicates": len(plans),
                "replicate_rule": lsrs_metrics["replicate_rule"],
                "baseline": {k: base_metrics[k] for k in keys}, "lsrs": {k: lsrs_metrics[k] for k in keys},
                "fid_diff": {k: diff.get(k) for k in ("delta", "low", "high", "se", "endpoint_mcse", "share_not_better",
@@ -149,7 +149,7 @@ def sample_grids(params: Params, layout: Layout, out_dir: Path, log: Callable[[s
     for name, settings in (("grid_M", [(m, g.ST_fixed) for m in g.M]), ("grid_ST", [(g.M_fixed, st) for st in g.ST])):
         columns = []
         for m, st in settings:
-            plan = None if m == 1 else R.lsrs_plan(layout.scorer(params.lsrs.models.scorer), vae, params.schedule(m, st),
+            plan = None if m == 1 else R.lsrs_plan(layout.scorer(params.lsrs.scorer), vae, params.schedule(m, st),
                                                    params.lsrs.selection)
             with rt.autocast():
                 columns.append(_preview(var, vae, labels, params.sampling, g.seed, plan))

@@ -23,7 +23,7 @@ class SweepConfig:
 
     M: tuple[int, ...] = (32,)
     ST: tuple[int, ...] = (2,)
-    scorers: tuple[str, ...] | None = None  # scorer runs (scorer.runs names); None: lsrs.models.scorer
+    scorers: tuple[str, ...] | None = None  # scorer runs (scorer.runs names); None: lsrs.scorer
     k: tuple[int, ...] = (1,)
     temperature: float = 1.0  # of top-k selection
     feeds: str = ""  # which paper tables / figures the family reproduces (documentation, shown in reports)
@@ -190,7 +190,7 @@ def run_sweep(params, name: str, layout, out_dir: Path, log: Callable[[str], Non
     def plan_for(run: SweepRun):
         return R.lsrs_plans(layout.scorer(run.scorer), setup.vae, run.schedule(k), run.selection)
 
-    runs = sweep_runs(sw, params.lsrs.models.scorer, params.scorer_var)
+    runs = sweep_runs(sw, params.lsrs.scorer, params.scorer_var)
     return evaluate_sweep(setup, name, sw, runs, model_for, plan_for, params.ablations.per_class, out_dir, log)
 
 
