@@ -33,20 +33,20 @@ bench: setup
 	@s=0; $(PY) benchmarks/bench_sampler.py $(BENCH_ARGS) || s=1; \
 	$(PY) benchmarks/bench_lsrs.py $(BENCH_ARGS) || s=1; exit $$s
 
-# Train the mini tokenizer and VAR and draw a sample grid (about 25 minutes on 2 cores).
+# The pipeline's steps by hand, in runs/cli (outside DVC's outputs): the mini tokenizer and VAR and a
+# sample grid (about 25 minutes on 2 cores), then LSRS on them (about 5 minutes). `lsrs --help` lists more.
 mini-models: setup
-	$(VENV)/bin/lsrs train-tokenizer --out runs/mini/tokenizer
-	$(VENV)/bin/lsrs train-var --tokenizer runs/mini/tokenizer --out runs/mini/var_d4
-	$(VENV)/bin/lsrs sample --tokenizer runs/mini/tokenizer --var runs/mini/var_d4 --out runs/mini/samples.png
+	$(VENV)/bin/lsrs train-tokenizer
+	$(VENV)/bin/lsrs train-var --name d4
+	$(VENV)/bin/lsrs sample --name d4 --out runs/cli/samples.png
 
-# LSRS on the mini models: token stores, both scorers, an LSRS grid and Figure 1 (about 5 minutes).
 mini-lsrs: setup
-	$(VENV)/bin/lsrs extract --out runs/mini/tokens/real
-	$(VENV)/bin/lsrs sample-tokens --out runs/mini/tokens/generated_d4
-	$(VENV)/bin/lsrs train-scorer --loss pairwise --out runs/mini/scorer_d4_pairwise
-	$(VENV)/bin/lsrs train-scorer --loss pointwise --out runs/mini/scorer_d4_pointwise
-	$(VENV)/bin/lsrs sample --scorer runs/mini/scorer_d4_pairwise --out runs/mini/samples_lsrs.png
-	$(VENV)/bin/lsrs random-scales --out runs/mini/random_scales.png
+	$(VENV)/bin/lsrs extract
+	$(VENV)/bin/lsrs sample-tokens --name d4
+	$(VENV)/bin/lsrs train-scorer --name d4-pairwise
+	$(VENV)/bin/lsrs train-scorer --name d4-pointwise
+	$(VENV)/bin/lsrs sample --scorer d4-pairwise --out runs/cli/samples_lsrs.png
+	$(VENV)/bin/lsrs random-scales --out runs/cli/random_scales.png
 
 # The whole paper on the profile in params.yaml (mini: about 40 minutes on 2 cores), as a DVC pipeline.
 repro: setup

@@ -134,13 +134,13 @@ def mini_models(params_path: str | Path, mini_dir: str | Path):
     """(vae, var, description): the trained mini models when both exist, else random mini-config ones."""
     from lsrs.pipeline.params import load_params
     from lsrs.models import VAR, VQVAE
-    from lsrs.pipeline.runs import load_tokenizer, load_var
+    from lsrs.families import VarFamily
 
     mini_dir = Path(mini_dir)
     tok, vdir = mini_dir / "tokenizer", mini_dir / "var_d4"
     if (tok / "tokenizer.pth").is_file() and (vdir / "var.pth").is_file():
-        vae = load_tokenizer(tok)
-        var = load_var(vdir, vae)
+        vae = VarFamily().load_tokenizer(tok)
+        var = VarFamily().load_model(vdir, vae)
         return vae, var, f"trained mini models ({tok}, {vdir})"
     p = load_params(params_path)
     vae, var = VQVAE(p.tokenizer.model), VAR(p.var_model())

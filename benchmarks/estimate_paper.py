@@ -103,7 +103,7 @@ def load_raw(path: Path) -> tuple[dict, str]:
 
 def sweep_configs(raw: dict) -> dict:
     """ablations.sweeps as lsrs SweepConfigs, ignoring keys SweepConfig does not know."""
-    from lsrs.pipeline.sweeps import SweepConfig
+    from lsrs.pipeline.sweep_config import SweepConfig
 
     known = {f.name for f in dataclasses.fields(SweepConfig)}
     out = {}
@@ -114,8 +114,8 @@ def sweep_configs(raw: dict) -> dict:
 
 
 def build_plan(raw: dict, source: str, num_scales: int) -> Plan:
-    """The work a params dict implies, with the pipeline's own rules (lsrs.pipeline.sweeps.sweep_runs)."""
-    from lsrs.pipeline.sweeps import sweep_runs
+    """The work a params dict implies, with the pipeline's own rules (lsrs.pipeline.sweep_config.sweep_runs)."""
+    from lsrs.pipeline.sweep_config import sweep_runs
     from lsrs.sampling.rejection import schedule_from
 
     classes = int(pick(raw, "var.model.num_classes", 1000))

@@ -18,9 +18,11 @@ import json
 import time
 from pathlib import Path
 
-from lsrs.pipeline import runs as R
-from lsrs.pipeline.params import load_params
-from lsrs.pipeline.layout import Layout
+import dataclasses
+
+from lsrs.pipeline.context import StageContext
+from lsrs.pipeline.evaluate import EvalSetup, evaluate_model, paired_fid_diff
+from lsrs.pipeline.scorers import lsrs_plans, train_scorer
 from lsrs.report import power
 
 
@@ -33,22 +35,22 @@ def main() -> None:
     ap.add_argument("--out", default="runs/mini/pilot")
     ap.add_argument("--limit-pct", type=float, default=2.0)
     a = ap.parse_args()
-    p, layout, out = load_params(a.params), Layout.at(a.root), Path(a.out)
-    run = p.scorer.runs[p.lsrs.scorer]
-    t0 = time.perf_counter()
-    R.train_scorer(p, layout.tokenizer, layout.real_tokens, layout.generated_tokens(run.var), out / "scorers",
-                   log=lambda m: None, replicates=a.replicates, loss=run.loss,
-                   without_first_scale=run.without_first_scale)
-    t1 = time.perf_counter()
-    setup = R.EvalSetup.load(p, layout.tokenizer, layout.evaluator, layout.reference)
-    var = R.load_var(layout.var(run.var), setup.vae)
-    plans = R.lsrs_plans(out / "scorers", setup.vae, p.schedule(), p.lsrs.selection)
     quiet = lambda m: None  # noqa: E731
-    base_m, base = R.evaluate_model(setup, var, out / "plain", None, per_class=a.per_class, save_samples=False,
-                                    log=quiet)
-    _, feats = R.evaluate_model(setup, var, out / "lsrs", plans, per_class=a.per_class, save_samples=False, log=quiet)
+    ctx, out = StageContext.load(a.params, a.root, log=quiet), Path(a.out)
+    p, fs = ctx.params, ctx.family
+    run = fs.scorer(p.lsrs.scorer)
+    t0 = time.perf_counter()
+    train_cfg = dataclasses.replace(fs.scorer_train, loss=run.loss, without_first_scale=run.without_first_scale)
+    train_scorer(ctx, fs.layout.generated_tokens(run.var), out / "scorers", train_cfg, a.replicates)
+    t1 = time.perf_counter()
+    setup = EvalSetup.load(ctx)
+    var = fs.family.load_model(fs.layout.var(run.var), setup.vae)
+    plans = lsrs_plans(out / "scorers", setup.vae, p.schedule(), p.lsrs.selection)
+    base_m, base = evaluate_model(setup, var, out / "plain", None, per_class=a.per_class, save_samples=False,
+                                 log=quiet)
+    _, feats = evaluate_model(setup, var, out / "lsrs", plans, per_class=a.per_class, save_samples=False, log=quiet)
     t2 = time.perf_counter()
-    d = R.paired_fid_diff(base, feats, setup)
+    d = paired_fid_diff(base, feats, setup)
     t3 = time.perf_counter()
     n, fid0 = feats.count, base_m["fid"]
     half = a.limit_pct * fid0 / 100

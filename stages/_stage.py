@@ -1,8 +1,9 @@
-"""What every DVC stage CLI shares: the --params/--root options, loading, and one error rule.
+"""What every DVC stage CLI shares: the --params/--root/--family options and `run`.
 
-A stage is `python stages/<name>.py [options]`: it validates params.yaml, calls one lsrs function
-and writes under the run root (runs/<profile>, see lsrs.pipeline.layout). A bad value or a missing input is
-one red `error:` line and exit code 2, never a traceback.
+A stage is `python stages/<name>.py [options]`: it validates params.yaml, makes the stage context
+(lsrs.pipeline.context: params, the folders under the run root runs/<profile>, the model family,
+the runtime), calls one lsrs step with it and writes. A bad value or a missing input is one red
+`error:` line and exit code 2, never a traceback (lsrs.frontend, shared with the `lsrs` CLI).
 """
 from __future__ import annotations
 
@@ -13,43 +14,26 @@ from typing import Callable
 
 import typer
 
+from lsrs.frontend import echo, run_step
+
 PARAMS = typer.Option(Path("params.yaml"), "--params", "-p", help="Parameter file (validated before any work).")
 ROOT = typer.Option(Path("runs/mini"), "--root", help="Run root of the profile: runs/<profile>.")
 FAMILY = typer.Option("var", "--family", help="Model family: var, or flexvar (params section flexvar, "
-                     "folders under runs/<profile>/flexvar).")
-ERRORS = (ValueError, FileNotFoundError, RuntimeError, KeyError)
-FAMILIES = ("var", "flexvar")
+                      "folders under runs/<profile>/flexvar).")
 
-
-def family_layout(family: str, layout):
-    """The layout the family's stage reads and writes (FlexVAR: runs/<profile>/flexvar/...)."""
-    if family not in FAMILIES:
-        raise ValueError(f"--family must be one of {', '.join(FAMILIES)}, got {family!r}")
-    return layout if family == "var" else layout.family(family)
+__all__ = ["PARAMS", "ROOT", "FAMILY", "app", "run", "echo", "drop_scratch"]
 
 
 def app(doc: str) -> typer.Typer:
     return typer.Typer(help=doc, add_completion=False, pretty_exceptions_enable=False)
 
 
-def run(step: Callable, params: Path, root: Path):
-    """Load and validate params, then `step(params, layout)`; errors become one line and exit 2."""
-    from lsrs.pipeline.params import load_params
-    from lsrs.pipeline.layout import Layout
-
+def run(step: Callable, params: Path, root: Path, family: str = "var"):
+    """`step(ctx)` under lsrs.frontend.run_step, then the stage's wall time in the log."""
     t0 = time.perf_counter()
-    try:
-        result = step(load_params(params), Layout.at(root))
-        echo(f"{Path(sys.argv[0]).stem} {' '.join(sys.argv[1:])}: done in {time.perf_counter() - t0:.1f} s")
-        return result
-    except ERRORS as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2)
-
-
-def echo(msg: str) -> None:
-    typer.echo(msg)
-    sys.stdout.flush()
+    result = run_step(step, params, root, family)
+    echo(f"{Path(sys.argv[0]).stem} {' '.join(sys.argv[1:])}: done in {time.perf_counter() - t0:.1f} s")
+    return result
 
 
 def drop_scratch(folder: Path, patterns: tuple[str, ...] = ("*.train.pth", "train_tokens.pt")) -> None:

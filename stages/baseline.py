@@ -8,14 +8,9 @@ app = _stage.app(__doc__)
 
 @app.command()
 def main(params: Path = _stage.PARAMS, root: Path = _stage.ROOT):
-    from lsrs.pipeline import runs as R
+    from lsrs.pipeline.evaluate import evaluate_baseline
 
-    def step(p, layout):
-        setup = R.EvalSetup.load(p, layout.tokenizer, layout.evaluator, layout.reference)
-        var = R.load_var(layout.var(p.var.main), setup.vae)
-        R.evaluate_model(setup, var, layout.baseline(p.var.main), log=_stage.echo)
-
-    _stage.run(step, params, root)
+    _stage.run(evaluate_baseline, params, root)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ def main(csv: Path = typer.Option(Path("metrics/cost.csv"), help="One row per M.
 
     from lsrs.pipeline.analysis import measure_cost
 
-    def step(p, layout):
-        rows = measure_cost(p, layout, device=device, log=_stage.echo)
+    def step(ctx):
+        rows = measure_cost(ctx, device=device)
         if not rows:  # a torchrun rank other than 0
             return
         csv.parent.mkdir(parents=True, exist_ok=True)

@@ -11,9 +11,9 @@ app = _stage.app(__doc__)
 @app.command()
 def main(summary: Path = typer.Option(Path("metrics/main.json"), help="Summary metrics (dvc exp show)."),
          params: Path = _stage.PARAMS, root: Path = _stage.ROOT):
-    from lsrs.pipeline.steps import evaluate_main
+    from lsrs.pipeline.evaluate import evaluate_main
 
-    _stage.run(lambda p, layout: evaluate_main(p, layout, summary, log=_stage.echo), params, root)
+    _stage.run(lambda ctx: evaluate_main(ctx, summary), params, root)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""Stage `extract`: token maps of the real training images (tokens.real_per_class per class); with
---family flexvar (stage flex_extract) the FlexVAE maps of the same images."""
+"""Stage `extract` (and `flex_extract` with --family flexvar): the family tokenizer's token maps of the
+real training images (tokens.real_per_class per class), as a token store."""
 from pathlib import Path
 
 import _stage
@@ -9,15 +9,9 @@ app = _stage.app(__doc__)
 
 @app.command()
 def main(params: Path = _stage.PARAMS, root: Path = _stage.ROOT, family: str = _stage.FAMILY):
-    from lsrs.pipeline import flex
-    from lsrs.pipeline.runs import extract_real_tokens
+    from lsrs.pipeline.scorers import extract
 
-    def step(p, layout):
-        layout = _stage.family_layout(family, layout)
-        extract = flex.extract_real_tokens if family == "flexvar" else extract_real_tokens
-        extract(p, layout.tokenizer, layout.real_tokens, log=_stage.echo)
-
-    _stage.run(step, params, root)
+    _stage.run(extract, params, root, family)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,9 @@ app = _stage.app(__doc__)
 
 @app.command()
 def main(params: Path = _stage.PARAMS, root: Path = _stage.ROOT):
-    from lsrs.pipeline.steps import sample_grids
+    from lsrs.pipeline.grids import sample_grids
 
-    _stage.run(lambda p, layout: sample_grids(p, layout, layout.root / "figures", log=_stage.echo), params, root)
+    _stage.run(lambda ctx: sample_grids(ctx, ctx.layout.root / "figures"), params, root)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,9 @@ app = _stage.app(__doc__)
 
 @app.command()
 def main(params: Path = _stage.PARAMS, root: Path = _stage.ROOT):
-    from lsrs.pipeline.steps import prepare
+    from lsrs.pipeline.prepare import prepare
 
-    _stage.run(lambda p, layout: prepare(p, layout, log=_stage.echo), params, root)
+    _stage.run(prepare, params, root)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,9 @@ app = _stage.app(__doc__)
 
 @app.command()
 def main(params: Path = _stage.PARAMS, root: Path = _stage.ROOT):
-    from lsrs.pipeline.runs import build_reference
+    from lsrs.pipeline.evaluate import build_reference
 
-    _stage.run(lambda p, layout: build_reference(p, layout.evaluator, layout.reference, log=_stage.echo),
-               params, root)
+    _stage.run(build_reference, params, root)
 
 
 if __name__ == "__main__":

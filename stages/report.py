@@ -13,9 +13,11 @@ app = _stage.app(__doc__)
 def main(metrics: Path = typer.Option(Path("metrics"), help="main.json, sweeps/, scorer_analysis.json, cost.csv."),
          out: Path = typer.Option(Path("reports"), help="Output folder of the tables, figures and README.md."),
          params: Path = _stage.PARAMS, root: Path = _stage.ROOT):
-    from lsrs.report import make_report
+    from lsrs.pipeline.report_spec import report_spec
+    from lsrs.report import ReportSpec, make_report
 
-    _stage.run(lambda p, layout: make_report(p, metrics, layout.root, out, log=_stage.echo), params, root)
+    _stage.run(lambda ctx: make_report(ReportSpec.from_dict(report_spec(ctx.params)), metrics, ctx.layout.root, out,
+                                       log=ctx.log), params, root)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""Stage `sample_tokens@<name>`: generated token maps of the VAR var.depths.<name> (the scorer's
-negatives); with --family flexvar (stage flex_sample_tokens, no --name) those of the FlexVAR."""
+"""Stage `sample_tokens@<name>` (and `flex_sample_tokens` with --family flexvar --name flexvar):
+generated token maps of the family's model <name> (the scorer's negatives), as a token store."""
 from pathlib import Path
 
 import typer
@@ -10,21 +10,11 @@ app = _stage.app(__doc__)
 
 
 @app.command()
-def main(name: str = typer.Option(None, help="A var.depths name, e.g. d4 (family var)."),
+def main(name: str = typer.Option(..., help="A model of the family: a var.depths name (e.g. d4), or flexvar."),
          params: Path = _stage.PARAMS, root: Path = _stage.ROOT, family: str = _stage.FAMILY):
-    from lsrs.pipeline import flex
-    from lsrs.pipeline.runs import sample_generated_tokens
+    from lsrs.pipeline.scorers import sample_tokens
 
-    def step(p, layout):
-        layout = _stage.family_layout(family, layout)
-        if family == "flexvar":
-            flex.sample_generated_tokens(p, layout.tokenizer, layout.var(flex.FAMILY),
-                                         layout.generated_tokens(flex.FAMILY), log=_stage.echo)
-        else:
-            sample_generated_tokens(p, layout.tokenizer, layout.var(name), layout.generated_tokens(name),
-                                    log=_stage.echo)
-
-    _stage.run(step, params, root)
+    _stage.run(lambda ctx: sample_tokens(ctx, name), params, root, family)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,8 @@ def main(out: Path = typer.Option(Path("metrics/scorer_analysis.json"), help="Al
 
     from lsrs.pipeline.analysis import analyse_scorer
 
-    def step(p, layout):
-        results = [analyse_scorer(p, name, layout, log=_stage.echo) for name in p.scorer.runs]
+    def step(ctx):
+        results = [analyse_scorer(ctx, name) for name in ctx.family.scorers]
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(results, indent=1))
         rows = [{"scorer": r["scorer"], "var": r["var"], "loss": r["loss"],

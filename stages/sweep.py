@@ -1,5 +1,5 @@
-"""Stage `sweep@<family>`: one ablation family of ablations.sweeps (every M/ST/scorer/k combination);
-with --family flexvar (stage flex_sweep@<name>) a family of flexvar.sweeps on the FlexVAR."""
+"""Stage `sweep@<name>` (and `flex_sweep@<name>` with --family flexvar): every run of the family's sweep
+<name> (ablations.sweeps, or flexvar.sweeps), each M/ST/scorer/k combination against the plain model."""
 import shutil
 from pathlib import Path
 
@@ -14,21 +14,17 @@ app = _stage.app(__doc__)
 def main(name: str = typer.Option(..., help="An ablations.sweeps (or flexvar.sweeps) name, e.g. m_st2."),
          csv: Path = typer.Option(None, help="Also copy the results table here (DVC plots)."),
          params: Path = _stage.PARAMS, root: Path = _stage.ROOT, family: str = _stage.FAMILY):
-    from lsrs.pipeline import flex
     from lsrs.pipeline.sweeps import run_sweep
 
-    def step(p, layout):
-        layout = _stage.family_layout(family, layout)
-        sweeps, run = (p.flexvar.sweeps, flex.run_sweep) if family == "flexvar" else (p.ablations.sweeps, run_sweep)
-        if name not in sweeps:
-            raise ValueError(f"{family}: no sweep {name!r} (known: {', '.join(sweeps)})")
-        rows = run(p, name, layout, layout.sweep(name), log=_stage.echo)
-        disabled = family == "flexvar" and not p.flexvar.enabled  # an empty table: "not measured" in reports
-        if csv is not None and (rows or disabled):  # rows: [] on torchrun ranks other than 0
+    def step(ctx):
+        rows = run_sweep(ctx, name)
+        table = ctx.family.layout.sweep(name) / "results.csv"
+        if csv is not None and ctx.runtime.is_main and table.is_file():  # a disabled family: an empty table
             csv.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(layout.sweep(name) / "results.csv", csv)
+            shutil.copyfile(table, csv)
+        return rows
 
-    _stage.run(step, params, root)
+    _stage.run(step, params, root, family)
 
 
 if __name__ == "__main__":

@@ -9,14 +9,11 @@ app = _stage.app(__doc__)
 
 @app.command()
 def main(params: Path = _stage.PARAMS, root: Path = _stage.ROOT):
-    from lsrs.pipeline.runs import check_inception, train_evaluator
+    from lsrs.pipeline.evaluate import make_evaluator
 
-    def step(p, layout):
-        if p.evaluation.extractor == "inception":
-            check_inception(p, layout.evaluator, log=_stage.echo)
-            return
-        train_evaluator(p, layout.evaluator, log=_stage.echo)
-        _stage.drop_scratch(layout.evaluator)
+    def step(ctx):
+        make_evaluator(ctx)
+        _stage.drop_scratch(ctx.layout.evaluator)
 
     _stage.run(step, params, root)
 

@@ -13,7 +13,8 @@ from lsrs.sampling.sampler import SamplingConfig
 from lsrs.data.fashion_mnist import ImageSet
 from lsrs.models import VAR, VQVAE, TokenizerConfig, TransformerConfig
 from lsrs.sampling.rejection import schedule_from
-from lsrs.pipeline.runs import LSRSPlan, sample_images
+from lsrs.sampling.images import sample_images
+from lsrs.sampling.plan import LSRSPlan
 from lsrs.core.runtime import Runtime, RuntimeConfig
 from lsrs.models.scorer import ScorerConfig, ScorerScoreFn, Scorer, make_input
 from lsrs.training.scorer import ScorerTrainConfig, train_scorer

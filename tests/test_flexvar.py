@@ -91,41 +91,50 @@ def _same_params(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     return all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
 
 
-def test_flexvar_load_official_unwraps_trainer_and_model_and_replaces_mask(tmp_path):
-    src = _tiny_var(seed=1)
+def _official_file(tmp_path: Path, name: str, obj, cfg) -> Path:
+    """An official-style checkpoint file with our JSON config beside it (what a linked run folder has)."""
+    from lsrs.core.checkpoint import config_to_json
+
+    torch.save(obj, tmp_path / f"{name}.pth")
+    (tmp_path / f"{name}.json").write_text(config_to_json(cfg))
+    return tmp_path / f"{name}.pth"
+
+
+def test_flexvar_loads_official_files_unwrapping_trainer_and_model_and_replacing_mask(tmp_path):
+    from lsrs.families import FlexFamily
+
+    src, vae = _tiny_var(seed=1), FlexVAE(_tiny_vae_cfg())
     state = dict(src.state_dict())
     state[MASK_KEY] = torch.zeros(1, 1, 24, 24)  # another schedule, padded
     wrapped = {"trainer": {"var_wo_ddp": state, "config": {"patch_nums": (1, 2, 4)}}, "epoch": 7}
     for i, obj in enumerate([state, wrapped, {"model": state}]):
-        torch.save(obj, tmp_path / f"ckpt{i}.pth")
-        dst = _tiny_var(seed=2)
-        assert not _same_params(src, dst)
-        dst.load_official(tmp_path / f"ckpt{i}.pth")
+        dst = FlexFamily((1, 2, 3)).load_model(_official_file(tmp_path, f"ckpt{i}", obj, src.cfg), vae)
         assert _same_params(src, dst)
         assert torch.equal(dst.attn_bias_for_masking, block_causal_bias((1, 2, 3)))
 
 
-def test_flexvar_load_official_reports_problems(tmp_path):
+def test_flexvar_official_file_problems_are_named(tmp_path):
+    from lsrs.families import FlexFamily
+
+    family, vae, cfg = FlexFamily((1, 2, 3)), FlexVAE(_tiny_vae_cfg()), _tiny_var().cfg
     state = dict(_tiny_var().state_dict())
     state.pop("head.bias")
-    torch.save({"trainer": {"var_wo_ddp": state}}, tmp_path / "bad.pth")
     with pytest.raises(CheckpointError, match="missing key head.bias"):
-        _tiny_var().load_official(tmp_path / "bad.pth")
-    torch.save({"trainer": {"var_wo_ddp": {"x": 1}}}, tmp_path / "junk.pth")
+        family.load_model(_official_file(tmp_path, "bad", {"trainer": {"var_wo_ddp": state}}, cfg), vae)
     with pytest.raises(CheckpointError, match="state dict of tensors"):
-        _tiny_var().load_official(tmp_path / "junk.pth")
+        family.load_model(_official_file(tmp_path, "junk", {"trainer": {"var_wo_ddp": {"x": 1}}}, cfg), vae)
+    (tmp_path / "absent.json").write_text((tmp_path / "bad.json").read_text())
     with pytest.raises(CheckpointError, match="not found"):
-        _tiny_var().load_official(tmp_path / "absent.pth")
+        family.load_model(tmp_path / "absent.pth", vae)
 
 
-def test_flexvae_load_official_under_model(tmp_path):
+def test_flexvae_loads_the_official_file_under_model(tmp_path):
+    from lsrs.families import FlexFamily
+
     torch.manual_seed(0)
     src = FlexVAE(_tiny_vae_cfg())
-    torch.save({"model": src.state_dict(), "optimizer": {}}, tmp_path / "FlexVAE.pth")
-    torch.manual_seed(1)
-    dst = FlexVAE(_tiny_vae_cfg())
-    assert not _same_params(src, dst)
-    dst.load_official(tmp_path / "FlexVAE.pth")
+    path = _official_file(tmp_path, "FlexVAE", {"model": src.state_dict(), "optimizer": {}}, src.cfg)
+    dst = FlexFamily((1, 2, 3)).load_tokenizer(path)
     assert _same_params(src, dst)
 
 
@@ -367,7 +376,7 @@ def _blobs(n: int = 64, side: int = 8):
 
 
 def test_flexvae_training_lowers_the_loss_and_round_trips(tmp_path):
-    from lsrs.pipeline import flex
+    from lsrs.families import FlexFamily
     from lsrs.training import trainers as T
 
     torch.manual_seed(0)
@@ -382,12 +391,12 @@ def test_flexvae_training_lowers_the_loss_and_round_trips(tmp_path):
     quality = T.tokenizer_quality(vae, data, patch_nums=pns)
     assert len(quality["codes_used_per_scale"]) == 3 and quality["mse_pm1"] < 0.5
     T.save_model(vae, vae.cfg, tmp_path, "flexvae")
-    again = flex.load_tokenizer(tmp_path)
+    again = FlexFamily(pns).load_tokenizer(tmp_path)
     assert again.cfg == vae.cfg and _same_params(again, vae)
 
 
 def test_flexvar_training_step_runs_on_the_schedule_and_loads_back(tmp_path):
-    from lsrs.pipeline import flex
+    from lsrs.families import FlexFamily
     from lsrs.training import trainers as T
 
     torch.manual_seed(0)
@@ -401,11 +410,11 @@ def test_flexvar_training_step_runs_on_the_schedule_and_loads_back(tmp_path):
     metrics = T.var_validation(var, vae, tokens, data.labels)
     assert len(metrics["ce_per_scale"]) == 3 and metrics["ce_mean"] > 0
     T.save_model(var, var.cfg, tmp_path, "flexvar")
-    loaded = flex.load_model(tmp_path, vae, (1, 2, 3, 4))  # another schedule: the mask follows it
+    loaded = FlexFamily((1, 2, 3, 4)).load_model(tmp_path, vae)  # another schedule: the mask follows it
     assert _same_params(loaded, var) and loaded.patch_nums == (1, 2, 3, 4)
     other = FlexVAE(FlexVAEConfig(**{**_tiny_vae_cfg().__dict__, "codebook_size": 32}))
     with pytest.raises(CheckpointError, match="does not match the FlexVAE"):
-        flex.load_model(tmp_path, other, pns)
+        FlexFamily(pns).load_model(tmp_path, other)
 
 
 def test_generate_model_dispatches_on_the_family():
@@ -428,24 +437,26 @@ def test_disabled_family_stages_are_noops_and_reports_say_not_measured(tmp_path)
     import pandas as pd
 
     from lsrs import report
-    from lsrs.pipeline import flex
-    from lsrs.pipeline.sweeps import ROW_COLUMNS
+    from lsrs.pipeline.context import StageContext
+    from lsrs.pipeline.models import make_tokenizer
     from lsrs.pipeline.params import load_params
-    from lsrs.pipeline.layout import Layout
+    from lsrs.pipeline.report_spec import report_spec
+    from lsrs.pipeline.sweeps import ROW_COLUMNS, run_sweep
 
     params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
     params = dataclasses.replace(params, flexvar=dataclasses.replace(params.flexvar, enabled=False))
-    layout = Layout.at(tmp_path / "runs").family(flex.FAMILY)
+    ctx = StageContext.create(params, tmp_path / "runs", "flexvar", log=lambda m: None)
+    layout = ctx.family.layout
     assert layout.tokenizer == tmp_path / "runs" / "flexvar" / "tokenizer"
     assert layout.evaluator == tmp_path / "runs" / "evaluator" and layout.reference == tmp_path / "runs" / "reference.npz"
-    assert flex.train_tokenizer(params, layout.tokenizer, log=lambda m: None) == {}
+    assert make_tokenizer(ctx) == {}
     assert json.loads((layout.tokenizer / "skipped.json").read_text())["skipped"].startswith("flexvar.enabled")
-    assert flex.run_sweep(params, "m_st2", layout, layout.sweep("m_st2"), log=lambda m: None) == []
+    assert run_sweep(ctx, "m_st2") == []
     empty = pd.read_csv(layout.sweep("m_st2") / "results.csv")
     assert list(empty.columns) == ROW_COLUMNS and empty.empty
     (tmp_path / "metrics" / "sweeps").mkdir(parents=True)
     empty.to_csv(tmp_path / "metrics" / "sweeps" / "flexvar_m_st2.csv", index=False)
-    res = report.load_results(params, tmp_path / "metrics", tmp_path / "runs")
+    res = report.load_results(report.ReportSpec.from_dict(report_spec(params)), tmp_path / "metrics", tmp_path / "runs")
     assert report.claim_flexvar(res).verdict == "not measured"
     assert not any("FlexVAR sweep" in m for m in res.missing)  # disabled: nothing is missing
 
@@ -455,8 +466,9 @@ def test_paper_profile_checks_and_links_the_official_files(tmp_path):
     mask shape are accepted, as official loaders do), then the run folders point at the files."""
     import dataclasses
 
-    from lsrs.pipeline import flex
     from lsrs.core.checkpoint import sha256_file
+    from lsrs.pipeline.context import StageContext
+    from lsrs.pipeline.models import make_model, make_tokenizer
     from lsrs.pipeline.params import load_params
 
     torch.manual_seed(0)
@@ -475,21 +487,25 @@ def test_paper_profile_checks_and_links_the_official_files(tmp_path):
                                               sha256=vae_sha),
             var=dataclasses.replace(fx.var, model=shape, checkpoint=str(tmp_path / "FlexVARd2.pth"), sha256=var_sha)))
 
+    def ctx(p, root="runs"):
+        return StageContext.create(p, tmp_path / root, "flexvar", log=lambda m: None)
+
     out = tmp_path / "runs" / "flexvar"
     with pytest.raises(CheckpointError, match="This file's sha256 is " + sha256_file(tmp_path / "FlexVAE.pth")):
-        flex.train_tokenizer(with_files(None, None), out / "tokenizer", log=lambda m: None)
-    good = with_files(sha256_file(tmp_path / "FlexVAE.pth"), sha256_file(tmp_path / "FlexVARd2.pth"))
-    flex.train_tokenizer(good, out / "tokenizer", log=lambda m: None)
-    flex.train_model(good, out / "tokenizer", out / "var", log=lambda m: None)
+        make_tokenizer(ctx(with_files(None, None)))
+    good = ctx(with_files(sha256_file(tmp_path / "FlexVAE.pth"), sha256_file(tmp_path / "FlexVARd2.pth")))
+    make_tokenizer(good)
+    make_model(good, "flexvar")
     assert not (out / "tokenizer" / "flexvae.pth").exists()  # linked, not copied
-    linked_vae = flex.load_tokenizer(out / "tokenizer")
-    linked_var = flex.load_model(out / "var", linked_vae, fx.patch_nums)
+    family = good.family.family
+    linked_vae = family.load_tokenizer(out / "tokenizer")
+    linked_var = family.load_model(out / "var" / "flexvar", linked_vae)
     assert _same_params(linked_vae, vae) and _same_params(linked_var, var)
     assert linked_var.patch_nums == fx.patch_nums
     torch.save(_tiny_var(depth=3).state_dict(), tmp_path / "FlexVARd2.pth")  # replaced by a foreign file
-    wrong = with_files(good.flexvar.tokenizer.sha256, sha256_file(tmp_path / "FlexVARd2.pth"))
+    wrong = ctx(with_files(good.params.flexvar.tokenizer.sha256, sha256_file(tmp_path / "FlexVARd2.pth")), "other")
     with pytest.raises(CheckpointError, match="does not fit the model"):
-        flex.train_model(wrong, out / "tokenizer", tmp_path / "other", log=lambda m: None)
+        make_model(wrong, "flexvar")
 
 
 def test_code_lookup_gradient_is_deterministic():

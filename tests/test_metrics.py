@@ -467,7 +467,8 @@ def test_params_driven_reference_from_imagenet_tree_and_adm_batch(random_incepti
 
     from lsrs.pipeline.params import DataConfig, EvaluationConfig, Params
     from lsrs.evaluation.reference import load_reference
-    from lsrs.pipeline.runs import build_reference as params_reference, make_extractor
+    from lsrs.pipeline.context import StageContext
+    from lsrs.pipeline.evaluate import build_reference, make_extractor
 
     g = np.random.default_rng(1)
     for c in ("n01", "n02"):
@@ -478,17 +479,17 @@ def test_params_driven_reference_from_imagenet_tree_and_adm_batch(random_incepti
                           feature_batch_size=4)
     p = Params(data=DataConfig(dataset="imagenet", root=str(tmp_path / "tree"), image_size=24, crop="center"),
                evaluation=ev)
-    info = params_reference(p, None, tmp_path / "ref.npz", log=lambda m: None)
+    info = build_reference(StageContext.create(p, tmp_path, log=lambda m: None))
     ex = make_extractor(p, None)
-    ref = load_reference(tmp_path / "ref.npz", ex)
+    ref = load_reference(tmp_path / "reference.npz", ex)
     assert info["extractor"] == ex.name and ref.count == 6 and ref.pr_features.shape == (4, 2048)
     assert "imagenet train, 6 images" in ref.source
 
     np.savez(tmp_path / "VIRTUAL.npz", arr_0=g.integers(0, 256, (3, 24, 24, 3), dtype=np.uint8),
              mu=np.zeros(2048), sigma=np.eye(2048), mu_s=np.zeros(2023), sigma_s=np.eye(2023))
     p2 = dataclasses.replace(p, evaluation=dataclasses.replace(ev, reference_batch=str(tmp_path / "VIRTUAL.npz")))
-    params_reference(p2, None, tmp_path / "ref2.npz", log=lambda m: None)
-    ref2 = load_reference(tmp_path / "ref2.npz", ex)
+    build_reference(StageContext.create(p2, tmp_path / "adm", log=lambda m: None))
+    ref2 = load_reference(tmp_path / "adm" / "reference.npz", ex)
     assert np.array_equal(ref2.pool.mu, np.zeros(2048)) and ref2.pr_features.shape == (3, 2048)
 
     with pytest.raises(ValueError, match="inception_weights"):

@@ -166,7 +166,7 @@ def test_link_checkpoint_checks_hash_and_keys(tmp_path):
     assert not (tmp_path / "out").exists()
     source = link_checkpoint(model, cfg, path, sha256_file(path), tmp_path / "out", "var", "VAR checkpoint")
     assert source["bytes"] == path.stat().st_size and (tmp_path / "out" / "var.json").is_file()
-    from lsrs.pipeline.runs import load_var
+    from lsrs.families import VarFamily
 
-    loaded = load_var(tmp_path / "out")
+    loaded = VarFamily().load_model(tmp_path / "out")
     assert torch.equal(loaded.class_emb.weight, torch.load(path)["class_emb.weight"])

@@ -55,6 +55,7 @@ def test_tiny_params_valid_and_consistent_with_params_yaml(tmp_path):
     ("lsrs.scorer", "d2-pairwise", "lsrs.scorer: the main scorer must be trained on var.main"),
     ("var.main", "d9", "var.main: must name one of var.depths"),
     ("data.test_limit", 0, "data: test_limit must be >= 1 or null"),
+    ("Mm", 4, "Mm: unknown key"),  # a misspelt top-level section is refused too
     ("ablations.sweeps.m_st2.ST", [0], "ablations.sweeps.m_st2.ST: every ST must be in 1..7"),
     ("ablations.sweeps.topk.k", [512], "ablations.sweeps.topk.k: every k must be in 1..min(M)"),
     ("ablations.sweeps.loss.scorers", ["nope"], "ablations.sweeps.loss.scorers: 'nope' is not a scorer run"),
@@ -186,11 +187,26 @@ def test_exp_run_M_reruns_only_what_depends_on_M(tiny_repo):
 def test_compare_command_reproduces_the_main_summary_interval(tiny_repo):
     repo = tiny_repo
     lsrs = Path(sys.executable).with_name("lsrs")
-    out = _run([str(lsrs), "compare", "runs/mini/eval/baseline/d4", "runs/mini/eval/main", "--evaluator",
-                "runs/mini/evaluator", "--reference-npz", "runs/mini/reference.npz"], repo).stdout
+    out = _run([str(lsrs), "compare", "--root", "runs/mini", "runs/mini/eval/baseline/d4", "runs/mini/eval/main"],
+               repo).stdout
     main = yaml.safe_load((repo / "metrics/main.json").read_text())
     import json
 
     d = json.loads(out[:out.rindex("}") + 1])
     assert d["delta"] == pytest.approx(main["fid_diff"]["delta"], abs=1e-9)
     assert d["low"] == pytest.approx(main["fid_diff"]["low"], abs=1e-9)
+
+
+def test_an_edit_to_the_report_reruns_only_the_report(tiny_repo):
+    """Each stage depends on the packages it imports: a change in lsrs/report changes no other stage."""
+    import json
+
+    repo = tiny_repo
+    module = repo / "lsrs" / "report" / "__init__.py"
+    text = module.read_text()
+    try:
+        module.write_text(text + "# an edit\n")
+        status = json.loads(_run([str(DVC), "status", "--json"], repo).stdout)
+    finally:
+        module.write_text(text)
+    assert set(status) == {"report"}, status

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from lsrs.verify.refcompare import (Row, collapse_rows, compare_file, compare_outputs, has_problems, hidden_summary,
-                             logit_summary, render_table, verdict_counts)
+from lsrs.verify.refcompare import (Row, compare_file, compare_outputs, has_problems, hidden_summary, logit_summary,
+                                    verdict_counts)
+from lsrs.verify.render import collapse_rows, render_table
 
 REF_DIR = (Path(__file__).parents[1] / ".." / "shared" / "reference" / "var" / "refset").resolve()
 

@@ -16,6 +16,8 @@ from typer.testing import CliRunner
 from lsrs import report
 from lsrs.cli import app
 from lsrs.pipeline.params import load_params
+from lsrs.pipeline.report_spec import report_spec
+from lsrs.report.claims import _compare
 
 ROOT = Path(__file__).resolve().parents[1]
 SCALES = 7  # params.yaml's mini tokenizer
@@ -130,10 +132,15 @@ def write_grids(folder: Path, rows: int = 2) -> None:
         (folder / f"{name}.json").write_text(json.dumps({"rows": list(range(rows)), "columns": cols, "seed": 0}))
 
 
+def spec(params_file: Path) -> report.ReportSpec:
+    """The report's view of a params.yaml, built the way the stage and the CLI build it."""
+    return report.ReportSpec.from_dict(report_spec(load_params(params_file)))
+
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     paths = write_results(tmp_path_factory.mktemp("results"))
-    return report.load_results(load_params(paths["params"]), paths["metrics"], paths["runs"]), paths
+    return report.load_results(spec(paths["params"]), paths["metrics"], paths["runs"]), paths
 
 
 def tables_by_key(res) -> dict[str, report.Table]:
@@ -215,19 +222,19 @@ def test_scorecard_agrees_with_paper_shaped_data(results):
 def test_scorecard_follows_the_data(tmp_path):
     falling = {m: BASE_FID - 0.05 * i for i, m in enumerate(M_FID, 1)}  # FID keeps falling with M
     paths = write_results(tmp_path / "falling", m_fid=falling, main_delta=-0.02)
-    v = [c.verdict for c in report.scorecard(report.load_results(load_params(paths["params"]), paths["metrics"],
+    v = [c.verdict for c in report.scorecard(report.load_results(spec(paths["params"]), paths["metrics"],
                                                                   paths["runs"]))]
     assert v[0] == "undecided"  # main run: interval [-0.07, +0.03] contains 0
     assert v[2] == "disagrees"  # the lowest FID is at the largest M
     noisy = write_results(tmp_path / "noisy", half=1.0)  # every interval contains 0
-    v = [c.verdict for c in report.scorecard(report.load_results(load_params(noisy["params"]), noisy["metrics"],
+    v = [c.verdict for c in report.scorecard(report.load_results(spec(noisy["params"]), noisy["metrics"],
                                                                   noisy["runs"]))]
     assert v[1] == v[2] == v[3] == v[4] == "undecided"
 
 
 def test_missing_inputs_become_notes(tmp_path):
-    params = load_params(ROOT / "params.yaml")
-    written = report.make_report(params, tmp_path / "none", tmp_path / "none", tmp_path / "out", log=lambda _: None)
+    written = report.make_report(spec(ROOT / "params.yaml"), tmp_path / "none", tmp_path / "none", tmp_path / "out",
+                                 log=lambda _: None)
     assert all(p.is_file() for p in written)
     readme = (tmp_path / "out" / "README.md").read_text()
     assert "## Missing inputs" in readme and "main.json" in readme
@@ -267,6 +274,19 @@ def test_power_solves_the_variance_model():
 
 def test_equivalence_compare():
     a = pd.Series({"fid_diff": -1.0, "fid_diff_se": 0.1})
-    assert report._compare(a, pd.Series({"fid_diff": -1.05, "fid_diff_se": 0.1}), 100.0) == "equivalent"
-    assert report._compare(a, pd.Series({"fid_diff": 0.5, "fid_diff_se": 0.1}), 100.0) == "better"
-    assert report._compare(a, pd.Series({"fid_diff": -1.2, "fid_diff_se": 2.0}), 100.0) == "undecided"
+    assert _compare(a, pd.Series({"fid_diff": -1.05, "fid_diff_se": 0.1}), 100.0) == "equivalent"
+    assert _compare(a, pd.Series({"fid_diff": 0.5, "fid_diff_se": 0.1}), 100.0) == "better"
+    assert _compare(a, pd.Series({"fid_diff": -1.2, "fid_diff_se": 2.0}), 100.0) == "undecided"
+
+
+def test_spec_is_plain_data_and_names_bad_keys():
+    """report_spec's dict survives JSON; an unknown, missing or mistyped key is a ValueError naming it."""
+    d = report_spec(load_params(ROOT / "params.yaml"))
+    s = report.ReportSpec.from_dict(json.loads(json.dumps(d)))
+    assert s == report.ReportSpec.from_dict(d) and s.profile == "mini" and isinstance(s.ablations.grids.M, tuple)
+    with pytest.raises(ValueError, match=r"^var\.colour: unknown key"):
+        report.ReportSpec.from_dict({**d, "var": {**d["var"], "colour": 1}})
+    with pytest.raises(ValueError, match=r"^evaluation\.n_boot: missing key"):
+        report.ReportSpec.from_dict({**d, "evaluation": {"mcse_target": 0.1}})
+    with pytest.raises(ValueError, match=r"^num_scales: expected int"):
+        report.ReportSpec.from_dict({**d, "num_scales": "7"})

@@ -10,8 +10,8 @@ import torch
 
 from lsrs.models import VQVAE, TokenizerConfig
 from lsrs.models.scorer import SCORER_PRESETS, Scorer, ScorerConfig, ScorerScoreFn, VarInput, load_scorer, num_params
-from lsrs.training.scorer import InputBank, ScorerTrainConfig, ScorerTrainer, cosine_lr, make_pairs, pair_loss, \
-    split_per_class, train_scorer
+from lsrs.training.pairs import make_pairs, split_per_class
+from lsrs.training.scorer import InputBank, ScorerTrainConfig, ScorerTrainer, cosine_lr, pair_loss, train_scorer
 
 MANIFEST = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "lsrs-official" / "scorer_manifest.json"
 PAPER_PARAMS = 4_007_425  # the authors' RewardNet (scorer_manifest.json num_params)
@@ -260,7 +260,7 @@ def test_fuser_ends_in_a_bare_linear_and_init_is_the_authors():
 
 
 def test_authors_pair_recipe_draws_a_fixed_fraction_of_same_class_pairs():
-    from lsrs.training.scorer import _distinct, sample_all_pairs
+    from lsrs.training.pairs import distinct, sample_all_pairs
 
     real = {0: torch.arange(0, 30), 1: torch.arange(30, 50)}
     gen = {0: torch.arange(100, 140), 1: torch.arange(140, 150)}
@@ -272,7 +272,7 @@ def test_authors_pair_recipe_draws_a_fixed_fraction_of_same_class_pairs():
     assert all((r < 30) == (q < 140) for r, q in pairs)  # always within a class
     again = sample_all_pairs(real, gen, 0.1, torch.Generator().manual_seed(0))
     assert torch.equal(again[0], ri) and torch.equal(again[1], gi)
-    big = _distinct(10 ** 9, 5000, torch.Generator().manual_seed(1))  # the path for huge pair counts
+    big = distinct(10 ** 9, 5000, torch.Generator().manual_seed(1))  # the path for huge pair counts
     assert len(big.unique()) == 5000 and int(big.max()) < 10 ** 9
 
 
@@ -295,25 +295,29 @@ def test_scorer_run_can_start_from_the_authors_checkpoint(tmp_path):
     and loaded as the same function."""
     from lsrs.core.checkpoint import CheckpointError, sha256_file
     from lsrs.pipeline.params import Params, ScorerRun, ScorerSection
-    from lsrs.pipeline.runs import link_scorer, load_scorer_from, scorer_replicates
+    from lsrs.pipeline.family import family_setup
+    from lsrs.pipeline.layout import Layout
+    from lsrs.pipeline.scorers import link_scorer, load_scorer_from, scorer_replicates
 
     state = tmp_path / "reward_net.pth"
     torch.manual_seed(3)
     net = Scorer(ScorerConfig.preset("mini"))
     torch.save(net.state_dict(), state)
 
-    def params(sha, model=ScorerConfig.preset("mini")):
+    def family(sha, model=ScorerConfig.preset("mini")):
         run = ScorerRun(var="d4", checkpoint=str(state), sha256=sha)
-        return Params(scorer=ScorerSection(model=model, runs={"authors": run}))
+        return family_setup(Params(scorer=ScorerSection(model=model, runs={"authors": run})), "var",
+                            Layout.at(tmp_path / "runs"))
 
+    quiet = lambda m: None  # noqa: E731
     with pytest.raises(CheckpointError, match="sha256 is not in the params"):
-        link_scorer(params(None), "authors", tmp_path / "out")
+        link_scorer(family(None), "authors", quiet)
     with pytest.raises(CheckpointError, match="different or damaged"):
-        link_scorer(params("0" * 64), "authors", tmp_path / "out")
+        link_scorer(family("0" * 64), "authors", quiet)
     with pytest.raises(CheckpointError):
-        link_scorer(params(sha256_file(state), ScorerConfig.preset("paper")), "authors", tmp_path / "out")
-    link_scorer(params(sha256_file(state)), "authors", tmp_path / "out")
-    [folder] = scorer_replicates(tmp_path / "out")
+        link_scorer(family(sha256_file(state), ScorerConfig.preset("paper")), "authors", quiet)
+    link_scorer(family(sha256_file(state)), "authors", quiet)
+    [folder] = scorer_replicates(tmp_path / "runs" / "scorers" / "authors")
     loaded = load_scorer_from(folder)
     x = torch.randn(3, 16, 8, 8)
     lab, sc = torch.tensor([0, 1, 2]), torch.tensor([0, 3, 6])
@@ -322,7 +326,7 @@ def test_scorer_run_can_start_from_the_authors_checkpoint(tmp_path):
 
 
 def test_replicates_cover_every_class_equally():
-    from lsrs.pipeline.runs import replicate_of
+    from lsrs.sampling.plan import replicate_of
 
     g = replicate_of(60, 10, 3)
     labels = torch.arange(60) % 10
@@ -332,7 +336,7 @@ def test_replicates_cover_every_class_equally():
 
 
 def test_single_scale_schedules():
-    from lsrs.pipeline.sweeps import SweepConfig, sweep_runs
+    from lsrs.pipeline.sweep_config import SweepConfig, sweep_runs
 
     runs = sweep_runs(SweepConfig(M=(1, 8), only_scale=(2, 7)), "s", lambda s: "d4")
     assert [r.name for r in runs] == ["d4_baseline", "s_M8_only2", "s_M8_only7"]

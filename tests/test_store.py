@@ -102,7 +102,7 @@ KILLED_WRITER = """
 import os, signal, sys
 sys.path.insert(0, sys.argv[2])
 from test_store import SPEC, produce
-from lsrs.tokens.writers import store
+from lsrs.tokens import store
 
 def replace(src, dst, _replace=os.replace):  # SIGKILL in the middle of writing shard 2
     if str(dst).endswith("shard_00002.labels.npy"):

@@ -109,12 +109,15 @@ def test_params_errors_name_the_key(tmp_path):
 
 def test_train_resume_equals_uninterrupted_and_cli_samples(tmp_path):
     """Stop after a snapshot, resume: the final weights equal an uninterrupted run's, bit for bit."""
-    from lsrs.pipeline import runs
+    import shutil
+
+    from lsrs.pipeline.context import StageContext
+    from lsrs.pipeline.models import train_tokenizer
     from lsrs.training.trainers import TokenizerTrainer
 
     root = make_fake_fashion(tmp_path / "fm")
-    params = load_params(tiny_params(tmp_path, root))
-    full = runs.train_tokenizer(params, tmp_path / "full", log=lambda m: None)
+    ctx = StageContext.create(load_params(tiny_params(tmp_path, root)), tmp_path / "runs", log=lambda m: None)
+    full = train_tokenizer(ctx, tmp_path / "full")
 
     class Interrupt(Exception):
         pass
@@ -128,10 +131,10 @@ def test_train_resume_equals_uninterrupted_and_cli_samples(tmp_path):
     TokenizerTrainer.save_snapshot = crash_after_first_snapshot
     try:
         with pytest.raises(Interrupt):
-            runs.train_tokenizer(params, tmp_path / "resumed", log=lambda m: None)
+            train_tokenizer(ctx, tmp_path / "resumed")
     finally:
         TokenizerTrainer.save_snapshot = original
-    resumed = runs.train_tokenizer(params, tmp_path / "resumed", log=lambda m: None)
+    resumed = train_tokenizer(ctx, tmp_path / "resumed")
     a = torch.load(tmp_path / "full" / "tokenizer.pth")
     b = torch.load(tmp_path / "resumed" / "tokenizer.pth")
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -139,69 +142,69 @@ def test_train_resume_equals_uninterrupted_and_cli_samples(tmp_path):
     for name in ("tokenizer_loss.csv", "tokenizer_loss.png", "tokenizer_recon.png", "tokenizer.json"):
         assert (tmp_path / "resumed" / name).is_file()
 
+    # the CLI runs the pipeline's steps in its own run root (default runs/cli), on the same folders
     cli = CliRunner()
-    p = str(tmp_path / "params.yaml")
-    res = cli.invoke(app, ["train-var", "-p", p, "--tokenizer", str(tmp_path / "full"), "--out", str(tmp_path / "var")])
+    runs = tmp_path / "cli"
+    shutil.copytree(tmp_path / "full", runs / "tokenizer")
+    base = ["-p", str(tmp_path / "params.yaml"), "--root", str(runs)]
+    res = cli.invoke(app, ["train-var", *base])
     assert res.exit_code == 0, res.output
-    res = cli.invoke(app, ["sample", "-p", p, "--tokenizer", str(tmp_path / "full"), "--var", str(tmp_path / "var"),
-                           "--out", str(tmp_path / "grid.png"), "--per-class", "2"])
+    assert (runs / "var" / "d4" / "var.pth").is_file()
+    res = cli.invoke(app, ["sample", *base, "--out", str(tmp_path / "grid.png"), "--per-class", "2"])
     assert res.exit_code == 0, res.output
     from PIL import Image
 
     assert Image.open(tmp_path / "grid.png").size == (2 * 33 + 1, 10 * 33 + 1)
-    res = cli.invoke(app, ["sample", "-p", p, "--tokenizer", str(tmp_path / "full"), "--var", str(tmp_path / "nope")])
+    res = cli.invoke(app, ["sample", *base, "--name", "d2"])
     assert res.exit_code == 2 and "not found" in res.output
 
     # the LSRS chain: real and generated token stores, a scorer, LSRS sampling, Figure 1
-    models = ["-p", p, "--tokenizer", str(tmp_path / "full")]
-    res = cli.invoke(app, ["extract", *models, "--out", str(tmp_path / "real")])
+    res = cli.invoke(app, ["extract", *base])
     assert res.exit_code == 0, res.output
-    res = cli.invoke(app, ["sample-tokens", *models, "--var", str(tmp_path / "var"), "--out", str(tmp_path / "gen")])
+    res = cli.invoke(app, ["sample-tokens", *base])
     assert res.exit_code == 0, res.output
     from lsrs.tokens.store import TokenStore
 
-    real, gen = TokenStore.open(tmp_path / "real"), TokenStore.open(tmp_path / "gen")
+    real, gen = TokenStore.open(runs / "tokens" / "real"), TokenStore.open(runs / "tokens" / "generated" / "d4")
     assert len(real) == 40 and len(gen) == 30 and sorted(set(real.labels.tolist())) == list(range(10))
-    res = cli.invoke(app, ["train-scorer", *models, "--real", str(tmp_path / "real"), "--generated",
-                           str(tmp_path / "gen"), "--out", str(tmp_path / "scorer"), "--loss", "pointwise"])
+    res = cli.invoke(app, ["train-scorer", *base, "--name", "d4-pointwise"])
     assert res.exit_code == 0, res.output
-    assert "validation accuracy per scale" in res.output and (tmp_path / "scorer" / "scorer_val.csv").is_file()
-    lsrs = [*models, "--var", str(tmp_path / "var"), "--per-class", "2"]
-    res = cli.invoke(app, ["sample", *lsrs, "--out", str(tmp_path / "m1.png"), "--scorer", str(tmp_path / "scorer"),
-                           "--M", "1"])
+    assert "validation accuracy per scale" in res.output
+    assert (runs / "scorers" / "d4-pointwise" / "r0" / "scorer_val.csv").is_file()
+    lsrs = [*base, "--per-class", "2", "--scorer", "d4-pointwise"]
+    res = cli.invoke(app, ["sample", *lsrs, "--out", str(tmp_path / "m1.png"), "--M", "1"])
     assert res.exit_code == 0, res.output
     assert Image.open(tmp_path / "m1.png").tobytes() == Image.open(tmp_path / "grid.png").tobytes()  # M=1 is plain
-    res = cli.invoke(app, ["sample", *lsrs, "--out", str(tmp_path / "m4.png"), "--scorer", str(tmp_path / "scorer"),
-                           "--M", "4", "--selection", "topk", "--selection-k", "2"])
+    res = cli.invoke(app, ["sample", *lsrs, "--out", str(tmp_path / "m4.png"), "--M", "4", "--selection", "topk",
+                           "--selection-k", "2"])
     assert res.exit_code == 0, res.output
-    res = cli.invoke(app, ["sample", *lsrs, "--out", str(tmp_path / "bad.png"), "--scorer", str(tmp_path / "scorer"),
-                           "--ST", "99"])
+    res = cli.invoke(app, ["sample", *lsrs, "--out", str(tmp_path / "bad.png"), "--ST", "99"])
     assert res.exit_code == 2 and "ST must be in 1..7" in res.output and not (tmp_path / "bad.png").exists()
-    res = cli.invoke(app, ["random-scales", *models, "--var", str(tmp_path / "var"), "--classes", "0,3",
-                           "--out", str(tmp_path / "fig1.png")])
+    res = cli.invoke(app, ["random-scales", *base, "--classes", "0,3", "--out", str(tmp_path / "fig1.png")])
     assert res.exit_code == 0, res.output
     assert Image.open(tmp_path / "fig1.png").size == (8 * 33 + 1, 2 * 33 + 1)
 
     # evaluation: evaluator, reference statistics, a plain and an LSRS run on paired seeds
-    res = cli.invoke(app, ["train-evaluator", "-p", p, "--out", str(tmp_path / "ev")])
+    res = cli.invoke(app, ["train-evaluator", *base])
     assert res.exit_code == 0, res.output
-    res = cli.invoke(app, ["reference", "-p", p, "--evaluator", str(tmp_path / "ev"), "--out", str(tmp_path / "ref.npz")])
+    res = cli.invoke(app, ["reference", *base])
     assert res.exit_code == 0, res.output
-    ev = [*models, "--var", str(tmp_path / "var"), "--evaluator", str(tmp_path / "ev"),
-          "--reference-npz", str(tmp_path / "ref.npz")]
     import json
 
     from lsrs.core.npz import read_samples
 
-    for name, extra in (("plain", []), ("lsrs", ["--scorer", str(tmp_path / "scorer"), "--M", "4"])):
-        res = cli.invoke(app, ["evaluate", *ev, "--out", str(tmp_path / name), *extra])
+    for name, extra in (("plain", []), ("lsrs", ["--scorer", "d4-pointwise", "--M", "4"])):
+        res = cli.invoke(app, ["evaluate", *base, "--out", str(tmp_path / name), *extra])
         assert res.exit_code == 0, res.output
         m = json.loads((tmp_path / name / "metrics.json").read_text())
         assert m["count"] == 30 and m["fid"] >= 0 and abs(m["fid_mean_diff2"] + m["fid_trace_term"] - m["fid"]) < 1e-6 * max(m["fid"], 1)
     assert m["schedule"] == [1, 4, 4, 4, 4, 4, 4] and m["seconds_per_image"] > 0 and m["peak_rss_mib"] > 0
+    assert m["replicates"] == load_params(tmp_path / "params.yaml").scorer.replicates
     plain, _ = read_samples(tmp_path / "plain" / "samples.npz")
     lsrs_imgs, labels = read_samples(tmp_path / "lsrs" / "samples.npz")
     assert plain.shape == lsrs_imgs.shape == (30, 32, 32, 1) and labels.tolist()[:11] == [*range(10), 0]
+    res = cli.invoke(app, ["compare", *base, str(tmp_path / "plain"), str(tmp_path / "lsrs")])
+    assert res.exit_code == 0 and "95% paired interval" in res.output, res.output
 
 
 def test_cli_help_and_refcheck_missing_folder(tmp_path):

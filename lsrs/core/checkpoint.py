@@ -148,6 +148,17 @@ def linked_checkpoint(folder: str | Path, name: str) -> Path | None:
     return path
 
 
+def resolve_checkpoint(path: str | Path, name: str) -> tuple[Path, Path]:
+    """(checkpoint, config sidecar) for a run folder (trained here, or linking an official file) or a .pth."""
+    path = Path(path)
+    if not path.is_dir():
+        return path, path.with_suffix(".json")
+    ckpt = path / f"{name}.pth"
+    if not ckpt.is_file():
+        ckpt = linked_checkpoint(path, name) or ckpt
+    return ckpt, path / f"{name}.json"
+
+
 def config_to_json(cfg) -> str:
     return json.dumps(dataclasses.asdict(cfg), indent=2, sort_keys=True)
 

@@ -15,13 +15,11 @@ Shapes: images (B, in_ch, H, W) in [-1, 1]; latents h (B, Cvae, H/16, W/16); tok
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lsrs.core.checkpoint import load_into
 from lsrs.models.tokenizer import Downsample, ResnetBlock, Upsample
 
 USAGE_WINDOW = 65536  # length of the official `quantize.codebook_used` buffer (training statistics only)
@@ -261,8 +259,3 @@ class FlexVAE(nn.Module):
     def decode_idx(self, idx_last: torch.Tensor, pn: int) -> torch.Tensor:
         """Image from the last scale's indices only, nominally in [-1, 1] but not clamped (as official)."""
         return self.decode(self.codes(idx_last, pn))
-
-    # --- checkpoints ---------------------------------------------------------------------------
-    def load_official(self, path: str | Path) -> "FlexVAE":
-        """Strictly load `FlexVAE.pth` (state dict under 'model'; a bare state dict works too)."""
-        return load_into(self, path, what="FlexVAE checkpoint", tolerate=())

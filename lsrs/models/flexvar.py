@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lsrs.core.checkpoint import CheckpointError, check_fits
+from lsrs.core.checkpoint import CheckpointError
 from lsrs.models.transformer import AdaLNBlock, AdaLNHead, NextScaleModel, TransformerConfig
 
 MASK_KEY = "attn_bias_for_masking"
@@ -195,14 +195,6 @@ class FlexVAR(NextScaleModel):
         state_dict[MASK_KEY] = self.attn_bias_for_masking.detach().clone()
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
-    def load_official(self, path: str | Path, what: str = "FlexVAR checkpoint") -> "FlexVAR":
-        """Strictly load an official checkpoint: a bare state dict, ckpt['trainer']['var_wo_ddp'],
-        or ckpt['model']. Mismatches are listed in a CheckpointError."""
-        state = read_flexvar_state(path, what)
-        state[MASK_KEY] = self.attn_bias_for_masking.detach().clone()
-        check_fits(self, state, Path(path), what, ())
-        self.load_state_dict(state, strict=True)
-        return self
 
 
 def unwrap_state(obj, what: str = "checkpoint") -> dict[str, torch.Tensor]:

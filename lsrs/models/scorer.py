@@ -314,11 +314,6 @@ def load_scorer(path: str | Path, map_location: str = "cpu") -> Scorer:
     return model.to(map_location).eval()
 
 
-def scorer_summary(cfg: ScorerConfig) -> dict:
-    n = num_params(Scorer(cfg))
-    return {"num_params": n, "feature_dim": cfg.feature_dim, **asdict(cfg)}
-
-
 __all__ = ["ScorerConfig", "SCORER_PRESETS", "Scorer", "ResidualBlock", "ScorerInput", "VarInput", "FlexInput", "make_input",
-           "ScorerScoreFn", "load_scorer", "check_compatible", "num_params", "resize_to", "scorer_summary",
+           "ScorerScoreFn", "load_scorer", "check_compatible", "num_params", "resize_to",
            "INPUT_KINDS"]

@@ -11,13 +11,22 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from lsrs.pipeline.context import StageContext
+from lsrs.models.scorer import make_input
+from lsrs.pipeline.family import FamilySetup
+from lsrs.pipeline.params import Params
+from lsrs.pipeline.scorers import load_scorer_from, lsrs_plan, scorer_replicates
+from lsrs.sampling.images import sample_images
+from lsrs.sampling.plan import make_selector
 from lsrs.sampling.rejection import schedule_from
+from lsrs.sampling.sampler import generate
+from lsrs.tokens.store import TokenStore
+from lsrs.training.pairs import split_per_class
 
 
 @torch.no_grad()
@@ -47,20 +56,16 @@ def histogram_kl(a: np.ndarray, b: np.ndarray, bins: int, eps: float = 1e-6) -> 
     return float(np.sum(pa * np.log(pa / pb))), edges, pa, pb
 
 
-def analyse_scorer(params, name: str, layout, log: Callable[[str], None] = print) -> dict:
+def analyse_scorer(ctx: StageContext, name: str) -> dict:
     """Per-scale accuracy/loss (from training) and score statistics of real vs generated held-out maps."""
-    from lsrs.pipeline import runs as R
-    from lsrs.models.scorer import make_input
-    from lsrs.training.scorer import split_per_class
-    from lsrs.tokens.store import TokenStore
-
-    run = params.scorer.runs[name]
-    vae = R.load_tokenizer(layout.tokenizer)
-    folders = R.scorer_replicates(layout.scorer(name))
+    params, fs, log = ctx.params, ctx.family, ctx.log
+    run, layout = fs.scorer(name), fs.layout
+    vae = fs.family.load_tokenizer(layout.tokenizer)
+    folders = scorer_replicates(layout.scorer(name))
     folder = folders[0]  # histograms and selection scores: replicate 0 (seed scorer.train.seed)
-    scorer = R.load_scorer_from(folder)
+    scorer = load_scorer_from(folder)
     input_fn = make_input(scorer.cfg.input_kind, vae, scorer.cfg.input_size)
-    cfg = params.scorer.train
+    cfg = fs.scorer_train
     scores = {}
     for stream, (kind, store_dir) in enumerate((("real", layout.real_tokens),
                                                 ("generated", layout.generated_tokens(run.var)))):
@@ -72,7 +77,7 @@ def analyse_scorer(params, name: str, layout, log: Callable[[str], None] = print
         scores[kind] = map_scores(scorer, input_fn, tokens, labels[idx], vae.cfg.patch_nums).numpy()
     accs = [_replicate_metrics(f) for f in folders]
     trained = accs[0]
-    selected = selection_scores(params, layout, folder, vae, run.var) if name == params.lsrs.scorer else None
+    selected = selection_scores(params, fs, folder, vae, run.var) if name == params.lsrs.scorer else None
     per_scale = []
     for si in range(len(vae.cfg.patch_nums)):
         r, g = scores["real"][:, si], scores["generated"][:, si]
@@ -101,23 +106,20 @@ def _replicate_metrics(folder: Path) -> dict | None:
 
 
 @torch.no_grad()
-def selection_scores(params, layout, scorer_dir, vae, var_name: str) -> list[tuple[np.ndarray, np.ndarray] | None]:
+def selection_scores(params: Params, fs: FamilySetup, scorer_dir, vae, var_name: str) -> list[tuple[np.ndarray, np.ndarray] | None]:
     """Per scale, the scores of the candidates LSRS selects and of the plain draw at the same prefix
     (candidate 0 is the plain sampler's draw), for `ablations.analysis_images` LSRS images at the main M/ST on the
     'preview' stream (never the evaluation draws); None at scales LSRS does not touch. Next to the
     real held-out maps' scores this shows whether selection pushes maps past the real ones
     (exploiting the scorer) or towards them."""
-    from lsrs.pipeline import runs as R
-    from lsrs.sampling.sampler import generate
-
-    var = R.load_var(layout.var(var_name), vae)
+    var = fs.family.load_model(fs.layout.var(var_name), vae)
     schedule = params.schedule()
-    plan = R.lsrs_plan(scorer_dir, vae, schedule, params.lsrs.selection)
+    plan = lsrs_plan(scorer_dir, vae, schedule, params.lsrs.selection)
     per_scale: list[list] = [[] for _ in schedule]
     bs, n_images = params.sampling.batch_size, params.ablations.analysis_images
     for start in tqdm(range(0, n_images, bs), desc="selection scores", unit="batch", leave=False):
         ids = torch.arange(start, min(start + bs, n_images))
-        sel = R.make_selector(params.sampling, ids, params.ablations.grids.seed, plan, stream="preview")
+        sel = make_selector(params.sampling, ids, params.ablations.grids.seed, plan, stream="preview")
         sel.keep_scores = True
         generate(var, vae, ids % var.cfg.num_classes, sel, cfg=params.sampling.cfg, decode=False)
         for si, (s, pick) in enumerate(zip(sel.scores, sel.picks)):  # one entry per scale, None where m = 1
@@ -143,36 +145,36 @@ def _peak_memory_mib(device: torch.device) -> float:
     return float("nan")
 
 
-def measure_cost(params, layout, device: str | None = None, log: Callable[[str], None] = print) -> list[dict]:
+def measure_cost(ctx: StageContext, device: str | None = None) -> list[dict]:
     """Figure 6: for each M of ablations.cost, the mean wall time (over `repeats`) and peak memory of
     generating one batch of `batch_size` images with CFG by LSRS (M = 1: plain VAR), on `device`
     (default: runtime.device, with runtime.precision). On the CPU the peak is the process's resident
     set (VmHWM, reset before each M), on CUDA the allocator's peak. One process measures (rank 0 of
-    a torchrun job; the others return [])."""
+    a torchrun job; the others return None)."""
     import dataclasses
 
-    from lsrs.pipeline import runs as R
-    from lsrs.core.runtime import Runtime
 
-    c, rt = params.ablations.cost, Runtime.start(params.runtime)
+    params, fs, rt, log = ctx.params, ctx.family, ctx.runtime, ctx.log
+    c = params.ablations.cost
     if not rt.is_main:
-        return []
+        return None
     rt = dataclasses.replace(rt, rank=0, world=1, device=torch.device(device) if device else rt.device)
     dev = rt.device
-    vae = R.load_tokenizer(layout.tokenizer).to(dev)
-    var = R.load_var(layout.var(params.var.main), vae).to(dev)
+    layout = fs.layout
+    vae = fs.family.load_tokenizer(layout.tokenizer).to(dev)
+    var = fs.family.load_model(layout.var(params.var.main), vae).to(dev)
     k = len(vae.cfg.patch_nums)
     labels = torch.arange(c.batch_size) % var.cfg.num_classes
     rows = []
-    R.sample_images(var, vae, labels, params.sampling, 0, c.batch_size, progress=False, runtime=rt)  # warm-up
+    sample_images(var, vae, labels, params.sampling, 0, c.batch_size, progress=False, runtime=rt)  # warm-up
     for m in tqdm(c.M, desc="cost vs M", unit="M"):
-        plan = None if m == 1 else R.lsrs_plan(layout.scorer(params.lsrs.scorer), vae,
+        plan = None if m == 1 else lsrs_plan(layout.scorer(params.lsrs.scorer), vae,
                                                schedule_from(m, c.ST, k))
         _peak_memory_reset(dev)
         times = []
         for rep in range(c.repeats):
             t0 = time.perf_counter()
-            R.sample_images(var, vae, labels, params.sampling, rep, c.batch_size, progress=False, plan=plan,
+            sample_images(var, vae, labels, params.sampling, rep, c.batch_size, progress=False, plan=plan,
                             runtime=rt)
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)

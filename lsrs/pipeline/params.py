@@ -14,12 +14,13 @@ from pathlib import Path
 
 import yaml
 
-from lsrs.pipeline.sweeps import AblationsConfig, SweepConfig, check_ablations, check_sweep
+from lsrs.pipeline.sweep_config import AblationsConfig, SweepConfig, check_ablations, check_sweep
 from lsrs.training.evaluator import EvaluatorTrainConfig
 from lsrs.models import FlexVAEConfig, FlexVARConfig, TokenizerConfig, TransformerConfig
 from lsrs.models.flexvar import check_schedule
 from lsrs.sampling.rejection import SelectionConfig, schedule_from
 from lsrs.core.runtime import RuntimeConfig
+from lsrs.data import DataConfig
 from lsrs.sampling.sampler import SamplingConfig
 from lsrs.models.scorer import ScorerConfig
 from lsrs.training.scorer import LOSSES, ScorerTrainConfig
@@ -28,29 +29,6 @@ from lsrs.training.trainers import FlexVAETrainConfig, TokenizerTrainConfig, Var
 
 class ParamsError(ValueError):
     """A bad value in params.yaml; the message names the key."""
-
-
-DATASETS = ("fashion-mnist", "imagenet")  # imagenet: data.root is a class-folder tree (ILSVRC2012 train)
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    dataset: str = "fashion-mnist"
-    root: str = "/usr/share/datasets/fashion-mnist"
-    image_size: int = 32
-    train_limit: int | None = None  # use only the first N training images (tests, smoke runs)
-    test_limit: int | None = None  # use only the first N test images (validation sets; tests, smoke runs)
-    crop: str = "random"  # imagenet: 'random' (the authors' RandomCrop, offsets seeded per image) or 'center'
-    crop_seed: int = 0
-
-    def __post_init__(self):
-        if self.dataset not in DATASETS:
-            raise ValueError(f"unknown dataset {self.dataset!r} (known: {', '.join(DATASETS)})")
-        for key, limit in (("train_limit", self.train_limit), ("test_limit", self.test_limit)):
-            if limit is not None and limit < 1:
-                raise ValueError(f"{key} must be >= 1 or null, got {limit}")
-        if self.crop not in ("random", "center"):
-            raise ValueError(f"crop must be 'random' or 'center', got {self.crop!r}")
 
 
 def _check_sha256(value: str | None) -> None:
@@ -272,7 +250,6 @@ class Params:
     ablations: AblationsConfig = AblationsConfig()
     runtime: RuntimeConfig = RuntimeConfig()
     flexvar: FlexSection = FlexSection()
-    extra: dict = field(default_factory=dict)  # sections owned by later stages, kept verbatim
 
     @property
     def num_scales(self) -> int:
@@ -346,10 +323,6 @@ def from_dict(cls, data: dict, prefix: str = ""):
         raise
     except (ValueError, TypeError) as exc:
         raise ParamsError(f"{prefix or cls.__name__}: {exc}") from exc
-
-
-KNOWN_SECTIONS = {"profile", "M", "ST", "data", "tokenizer", "var", "sampling", "tokens", "scorer", "lsrs", "evaluation",
-                  "ablations", "runtime", "flexvar"}
 
 
 def check_consistency(params: Params) -> None:
@@ -443,11 +416,9 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     raw = yaml.safe_load(path.read_text()) or {}
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: the top level must be a mapping")
-    known = {k: v for k, v in raw.items() if k in KNOWN_SECTIONS}
-    extra = {k: v for k, v in raw.items() if k not in KNOWN_SECTIONS}
     try:
-        params = from_dict(Params, known)
+        params = from_dict(Params, raw)
         check_consistency(params)
     except ParamsError as exc:
         raise ParamsError(f"{path}: {exc}") from None
-    return dataclasses.replace(params, extra=extra)
+    return params

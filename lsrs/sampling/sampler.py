@@ -1,9 +1,9 @@
 """Next-scale generation with classifier-free guidance, top-k/top-p and a per-scale selection hook.
 
-The loop is VAR's `autoregressive_infer_cfg` (ARCHITECTURE.md section 3) written once, with one
+The loop is VAR's `autoregressive_infer_cfg` (../shared/reference/var/ARCHITECTURE.md, section 3) written once, with one
 hook: at every scale a *selector* receives the post-CFG logits and the current f_hat and returns
 the chosen token map. The default selector, `TokenSampler`, draws one token map exactly as the
-official code does; LSRS (lsrs.lsrs) plugs in a selector that draws M candidates and keeps the
+official code does; LSRS (lsrs.sampling.rejection) plugs in a selector that draws M candidates and keeps the
 best-scored one, without copying the loop.
 
 Two RNG modes:

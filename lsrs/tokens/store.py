@@ -369,7 +369,7 @@ def write_store(path: str | Path, spec: StoreSpec, produce: Producer, log: Calla
     whether it is written in one run, after an interruption, or by any rank of a torchrun job.
 
     With several processes (`runtime.world` > 1, one shared folder) rank r writes the shards
-    j = r, r + world, ...; each finished shard leaves an entry file (shard_j.json) and rank 0 moves
+    j = r, r + world, ...; each finished shard leaves an entry file (shard_j.entry.json) and rank 0 moves
     the entries into the manifest at the end, in shard order, so the manifest equals a one-process
     run's. Rank 0 alone checks, resumes and locks the folder; an interrupted job resumes from the
     manifest plus the entries left behind.

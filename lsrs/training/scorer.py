@@ -74,6 +74,7 @@ from lsrs.core.checkpoint import atomic_write_text, read_state_dict
 from lsrs.core.runtime import CPU, Runtime
 from lsrs.models.tokenizer import VQVAE
 from lsrs.models.scorer import Scorer, ScorerConfig, ScorerInput, check_compatible, make_input, num_params
+from lsrs.training.pairs import gen_for, make_pairs, sample_all_pairs, shuffled, split_per_class
 from lsrs.training.trainers import OptimConfig, _Trainer, plot_history, save_model, split_scales, write_json
 
 LOSSES = ("pairwise", "pointwise")
@@ -180,83 +181,6 @@ def _check_maps(name: str, tokens: torch.Tensor, labels: torch.Tensor, patch_num
         raise ValueError(f"{name} labels must be in [0, {num_classes}), got [{int(labels.min())}, {int(labels.max())}]")
 
 
-def _gen(*words: int) -> torch.Generator:
-    seed = int(np.random.SeedSequence([int(w) for w in words]).generate_state(1, np.uint64)[0] >> 1)
-    return torch.Generator().manual_seed(seed)
-
-
-def split_per_class(labels: torch.Tensor, fraction: float, seed: int, stream: int = 0) -> tuple[dict, dict]:
-    """{class: train indices}, {class: validation indices}; round(fraction * n_c) held out, >= 1 if n_c >= 2."""
-    train, val = {}, {}
-    for c in torch.unique(labels).tolist():
-        idx = (labels == c).nonzero().flatten()
-        idx = idx[torch.randperm(len(idx), generator=_gen(seed, stream, c))]
-        n_val = min(max(round(fraction * len(idx)), 1), len(idx) - 1) if len(idx) >= 2 else 0
-        val[c], train[c] = idx[:n_val], idx[n_val:]
-    return train, val
-
-
-def _cycled(idx: torch.Tensor, n: int, g: torch.Generator) -> torch.Tensor:
-    reps = -(-n // len(idx))
-    return torch.cat([idx[torch.randperm(len(idx), generator=g)] for _ in range(reps)])[:n]
-
-
-def make_pairs(real_by_class: dict, gen_by_class: dict, per_class: int | None, g: torch.Generator
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(real indices, generated indices) of same-class pairs, all classes shuffled together."""
-    ri, gi = [], []
-    for c in sorted(set(real_by_class) & set(gen_by_class)):
-        r, q = real_by_class[c], gen_by_class[c]
-        if len(r) == 0 or len(q) == 0:
-            continue
-        n = per_class or max(len(r), len(q))
-        ri.append(_cycled(r, n, g))
-        gi.append(_cycled(q, n, g))
-    if not ri:
-        return torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
-    ri, gi = torch.cat(ri), torch.cat(gi)
-    perm = torch.randperm(len(ri), generator=g)
-    return ri[perm], gi[perm]
-
-
-def sample_all_pairs(real_by_class: dict, gen_by_class: dict, fraction: float, g: torch.Generator
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A fixed random `fraction` of every class's n_real x n_gen same-class pairs, drawn without
-    replacement per class (at least one pair per class that has both), all classes shuffled together."""
-    ri, gi = [], []
-    for c in sorted(set(real_by_class) & set(gen_by_class)):
-        r, q = real_by_class[c], gen_by_class[c]
-        total = len(r) * len(q)
-        if total == 0:
-            continue
-        k = max(1, round(fraction * total))
-        flat = _distinct(total, k, g)
-        ri.append(r[flat // len(q)])
-        gi.append(q[flat % len(q)])
-    if not ri:
-        return torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
-    ri, gi = torch.cat(ri), torch.cat(gi)
-    perm = torch.randperm(len(ri), generator=g)
-    return ri[perm], gi[perm]
-
-
-def _distinct(total: int, k: int, g: torch.Generator) -> torch.Tensor:
-    """k distinct integers in [0, total), uniformly: a permutation prefix, or for huge totals random
-    draws with duplicates dropped and topped up (a permutation of 10^9 would not fit in memory)."""
-    if total <= 50_000_000:
-        return torch.randperm(total, generator=g)[:k]
-    picked = torch.zeros(0, dtype=torch.long)
-    while len(picked) < k:
-        draw = torch.randint(total, (2 * (k - len(picked)),), generator=g)
-        picked = torch.cat([picked, draw]).unique(sorted=False)  # order is reshuffled by the caller
-    return picked[:k]
-
-
-def shuffled(pairs: tuple[torch.Tensor, torch.Tensor], g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    perm = torch.randperm(len(pairs[0]), generator=g)
-    return pairs[0][perm], pairs[1][perm]
-
-
 class InputBank:
     """Scorer inputs of one token-map collection at all scales: a precomputed tensor or built per batch."""
 
@@ -351,13 +275,13 @@ class ScorerTrainer(_Trainer):
     # pairs of an epoch are a function of (seed, epoch) only, so a resumed run sees the same batches
     def epoch_pairs(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
         if getattr(self, "_pairs_cache", None) is None or self._pairs_cache[0] != epoch:
-            g = _gen(self.tcfg.seed, 1, epoch)
+            g = gen_for(self.tcfg.seed, 1, epoch)
             if self.tcfg.pairs_per_class is not None:
                 pairs = make_pairs(self.train_real, self.train_gen, self.tcfg.pairs_per_class, g)
             else:
                 if getattr(self, "_fixed_pairs", None) is None:
                     self._fixed_pairs = sample_all_pairs(self.train_real, self.train_gen, self.tcfg.pair_fraction,
-                                                         _gen(self.tcfg.seed, 3))
+                                                         gen_for(self.tcfg.seed, 3))
                 pairs = shuffled(self._fixed_pairs, g)
             self._pairs_cache = (epoch, pairs)
         return self._pairs_cache[1]
@@ -534,9 +458,9 @@ def train_scorer(real_tokens, real_labels, gen_tokens, gen_labels, vae: VQVAE, s
     missing = sorted(set(real_labels.unique().tolist()) ^ set(gen_labels.unique().tolist()))
     if missing:
         log(f"warning: classes {missing} have maps in only one collection and are not used")
-    val_pairs = (make_pairs(real_val, gen_val, train_cfg.val_pairs_per_class, _gen(train_cfg.seed, 2))
+    val_pairs = (make_pairs(real_val, gen_val, train_cfg.val_pairs_per_class, gen_for(train_cfg.seed, 2))
                  if train_cfg.val_pairs_per_class is not None else
-                 sample_all_pairs(real_val, gen_val, train_cfg.val_pair_fraction, _gen(train_cfg.seed, 2)))
+                 sample_all_pairs(real_val, gen_val, train_cfg.val_pair_fraction, gen_for(train_cfg.seed, 2)))
     if len(val_pairs[0]) == 0:
         raise ValueError("no validation pairs: every class needs >= 2 real and >= 2 generated maps")
 

@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from lsrs.models import VAR, VQVAE, TokenizerConfig, TransformerConfig
-from lsrs.verify.refcompare import compare_outputs, has_problems, render_table
+from lsrs.verify.refcompare import compare_outputs, has_problems
+from lsrs.verify.render import render_table
 from lsrs.sampling.sampler import OfficialRNG, TokenSampler, filter_top_k_top_p, generate
 
 FILES = ("ref_vqvae.pth", "ref_next_ar_inputs.pth", "ref_var_teacher_forced.pth", "ref_inference.pth",
