@@ -26,7 +26,7 @@ from lsrs.data.fashion_mnist import ImageSet
 from lsrs.training.evaluator import EvaluatorConfig, EvaluatorTrainConfig, MiniClassifier, load_evaluator, train_evaluator
 from lsrs.evaluation.features import (INCEPTION_WEIGHTS_NAME, ExtractorWeightsError, MiniFeatureExtractor, cache_path,
                            cached_features, data_digest, inception_extractor, mini_extractor)
-from lsrs.evaluation.metrics import (Gaussian, GaussianAccumulator, _weighted_gaussian, frechet_distance, inception_score,
+from lsrs.evaluation.metrics import (Gaussian, GaussianAccumulator, weighted_gaussian, frechet_distance, inception_score,
                           paired_bootstrap_fid, precision_recall)
 from lsrs.core.npz import SamplesWriter, iter_samples, read_samples, samples_shape, to_uint8, write_samples
 
@@ -329,7 +329,7 @@ def test_paired_bootstrap_interval():
     ref = Gaussian.of(ref_feats)
     base = random_features(800, 6, 31)
     w = torch.ones(800, dtype=torch.float64)
-    m, s = _weighted_gaussian(base.double(), w)
+    m, s = weighted_gaussian(base.double(), w)
     np.testing.assert_allclose(s.numpy(), Gaussian.of(base).sigma, rtol=1e-10)
 
     same = paired_bootstrap_fid(base, base.clone(), ref, n_boot=50)
@@ -501,7 +501,7 @@ def test_params_driven_reference_from_imagenet_tree_and_adm_batch(random_incepti
 
 def test_low_rank_bootstrap_fid_equals_the_full_covariance_path():
     """Few images of wide features (N < D) go through the N x N Gram matrix; same FID as D x D."""
-    from lsrs.evaluation.metrics import _fid_low_rank, _frechet, sqrt_psd
+    from lsrs.evaluation.metrics import fid_low_rank, frechet_from_parts, sqrt_psd
 
     g = torch.Generator().manual_seed(3)
     ref = Gaussian.of(torch.randn(400, 64, generator=g, dtype=torch.float64) * 2 + 1)
@@ -510,7 +510,7 @@ def test_low_rank_bootstrap_fid_equals_the_full_covariance_path():
     x = torch.randn(12, 64, generator=g, dtype=torch.float64)
     for w in (torch.ones(12, dtype=torch.float64), torch.bincount(torch.randint(12, (12,), generator=g),
                                                                    minlength=12).double()):
-        m, s = _weighted_gaussian(x, w)
-        full = _frechet(mu_r, sqrt_r, tr_r, m, s)["fid"]
+        m, s = weighted_gaussian(x, w)
+        full = frechet_from_parts(mu_r, sqrt_r, tr_r, m, s)["fid"]
         # the D x D path adds sqrt(round-off) of its ~D - N zero eigenvalues: agreement to ~1e-8 relative
-        assert _fid_low_rank(mu_r, tr_r, x, x @ sqrt_r, w) == pytest.approx(full, rel=1e-7)
+        assert fid_low_rank(mu_r, tr_r, x, x @ sqrt_r, w) == pytest.approx(full, rel=1e-7)

@@ -75,8 +75,8 @@ def smoke_params(sha: dict[str, str]) -> dict:
                            n_boot=100, n_boot_max=100)
     p["ablations"]["per_class"] = 5
     p["ablations"]["analysis_images"] = 4
-    p["ablations"]["sweeps"] = {"m_st2": {"M": [1, 2], "ST": [2]},
-                                "depth": {"M": [2], "ST": [2], "scorers": ["d1-pairwise"]}}
+    p["ablations"]["sweeps"] = {"m_st2": {"M": [1, 2], "ST": [2], "role": "m_curve"},
+                                "depth": {"M": [2], "ST": [2], "scorers": ["d1-pairwise"], "role": "depth"}}
     p["ablations"]["cost"] = {"batch_size": 2, "M": [1, 2], "ST": 2, "repeats": 1}
     p["ablations"]["grids"] = {"images": 1, "M": [1, 2], "ST": [1, 2], "M_fixed": 2, "ST_fixed": 2, "seed": 0}
     p["runtime"].update(precision="bf16", launch="python")  # fp16 autocast is ~10x slower than fp32 on a CPU

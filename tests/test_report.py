@@ -17,7 +17,7 @@ from lsrs import report
 from lsrs.cli import app
 from lsrs.pipeline.params import load_params
 from lsrs.pipeline.report_spec import report_spec
-from lsrs.report.claims import _compare
+from lsrs.report.claims import compare_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 SCALES = 7  # params.yaml's mini tokenizer
@@ -274,9 +274,9 @@ def test_power_solves_the_variance_model():
 
 def test_equivalence_compare():
     a = pd.Series({"fid_diff": -1.0, "fid_diff_se": 0.1})
-    assert _compare(a, pd.Series({"fid_diff": -1.05, "fid_diff_se": 0.1}), 100.0) == "equivalent"
-    assert _compare(a, pd.Series({"fid_diff": 0.5, "fid_diff_se": 0.1}), 100.0) == "better"
-    assert _compare(a, pd.Series({"fid_diff": -1.2, "fid_diff_se": 2.0}), 100.0) == "undecided"
+    assert compare_rows(a, pd.Series({"fid_diff": -1.05, "fid_diff_se": 0.1}), 100.0) == "equivalent"
+    assert compare_rows(a, pd.Series({"fid_diff": 0.5, "fid_diff_se": 0.1}), 100.0) == "better"
+    assert compare_rows(a, pd.Series({"fid_diff": -1.2, "fid_diff_se": 2.0}), 100.0) == "undecided"
 
 
 def test_spec_is_plain_data_and_names_bad_keys():
@@ -290,3 +290,32 @@ def test_spec_is_plain_data_and_names_bad_keys():
         report.ReportSpec.from_dict({**d, "evaluation": {"mcse_target": 0.1}})
     with pytest.raises(ValueError, match=r"^num_scales: expected int"):
         report.ReportSpec.from_dict({**d, "num_scales": "7"})
+
+
+def test_a_renamed_sweep_still_feeds_its_tables(tmp_path):
+    """The report finds sweeps by their role, not their name: rename m_st2 and st_m32 (params and
+    results file) and Tables 5 and 6 and the M/ST claims read the same rows."""
+    import yaml
+
+    paths = write_results(tmp_path)
+    params = yaml.safe_load(paths["params"].read_text())
+    sw = params["ablations"]["sweeps"]
+    sw["my_m_curve"], sw["my_st_curve"] = sw.pop("m_st2"), sw.pop("st_m32")
+    paths["params"].write_text(yaml.safe_dump(params, sort_keys=False))
+    for old, new in (("m_st2", "my_m_curve"), ("st_m32", "my_st_curve")):
+        (paths["metrics"] / "sweeps" / f"{old}.csv").rename(paths["metrics"] / "sweeps" / f"{new}.csv")
+    renamed = report.load_results(spec(paths["params"]), paths["metrics"], paths["runs"])
+    orig = write_results(tmp_path / "orig")
+    original = report.load_results(spec(orig["params"]), orig["metrics"], orig["runs"])
+    assert not renamed.missing
+    new_tables, old_tables = tables_by_key(renamed), tables_by_key(original)
+    for key in ("table05", "table06", "table07"):
+        assert new_tables[key].display.equals(old_tables[key].display), key
+    assert verdicts(renamed) == verdicts(original)
+
+
+def test_the_report_reads_every_role_the_params_know():
+    from lsrs.pipeline.sweep_config import ROLES
+    from lsrs.report.results import ROLES as REPORT_ROLES
+
+    assert set(REPORT_ROLES) == set(ROLES)

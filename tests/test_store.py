@@ -14,7 +14,7 @@ from lsrs.sampling.sampler import SamplingConfig
 from lsrs.data.fashion_mnist import ImageSet
 from lsrs.models import VAR, VQVAE, TokenizerConfig, TransformerConfig
 from lsrs.sampling.sampler import PerSampleRNG, TokenSampler, generate
-from lsrs.tokens.store import StoreError, StoreSpec, TokenStore, _exclusive, token_dtype, write_store
+from lsrs.tokens.store import StoreError, StoreSpec, TokenStore, exclusive_lock, token_dtype, write_store
 from lsrs.tokens.writers import extract_real, sample_generated
 
 MINI_SCALES = (1, 2, 3, 4, 5, 6, 8)  # L = 155
@@ -132,7 +132,7 @@ def test_resume_after_sigkill_mid_shard(tmp_path):
 def test_a_second_writer_is_refused(tmp_path):
     path = tmp_path / "s"
     path.mkdir()
-    with _exclusive(path):
+    with exclusive_lock(path):
         with pytest.raises(StoreError, match="another process"):
             quiet(path)
     quiet(path)

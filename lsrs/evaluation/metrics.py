@@ -102,7 +102,7 @@ def trace_sqrt_product(sqrt_ref: torch.Tensor, sigma_gen: torch.Tensor) -> float
     return float(torch.linalg.eigvalsh((m + m.T) / 2).clamp(min=0).sqrt().sum())
 
 
-def _frechet(mu_r: torch.Tensor, sqrt_r: torch.Tensor, tr_r: float, mu_g: torch.Tensor, sigma_g: torch.Tensor
+def frechet_from_parts(mu_r: torch.Tensor, sqrt_r: torch.Tensor, tr_r: float, mu_g: torch.Tensor, sigma_g: torch.Tensor
              ) -> dict[str, float]:
     diff = mu_r - mu_g
     mean_diff2 = float(diff @ diff)
@@ -123,7 +123,7 @@ def frechet_distance(ref: Gaussian, gen: Gaussian, device: str | torch.device = 
         raise ValueError(f"feature dimensions differ: reference {ref.dim}, generated {gen.dim}")
     t = lambda a: torch.as_tensor(a, dtype=torch.float64, device=device)  # noqa: E731
     sigma_r = t(ref.sigma)
-    return _frechet(t(ref.mu), sqrt_psd(sigma_r), float(torch.trace(sigma_r)), t(gen.mu), t(gen.sigma))
+    return frechet_from_parts(t(ref.mu), sqrt_psd(sigma_r), float(torch.trace(sigma_r)), t(gen.mu), t(gen.sigma))
 
 
 # --------------------------------------------------------------------------- Inception score
@@ -180,7 +180,7 @@ def precision_recall(real: torch.Tensor, gen: torch.Tensor, k: int = 3, device: 
 
 
 # --------------------------------------------------------------------------- paired bootstrap
-def _weighted_gaussian(x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def weighted_gaussian(x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and covariance (divisor N-1) of the rows of centred x repeated w times (sum w = N)."""
     n = float(w.sum())
     m = w @ x / n
@@ -188,7 +188,7 @@ def _weighted_gaussian(x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, 
     return m, (sigma + sigma.T) / 2
 
 
-def _fid_low_rank(mu_r: torch.Tensor, tr_r: float, x: torch.Tensor, x_sqrt_r: torch.Tensor, w: torch.Tensor) -> float:
+def fid_low_rank(mu_r: torch.Tensor, tr_r: float, x: torch.Tensor, x_sqrt_r: torch.Tensor, w: torch.Tensor) -> float:
     """The FID of the rows of x repeated w times, through the N x N Gram matrix (for N < D).
 
     With Y = diag(sqrt w)(x - m), Sigma_g = Y^T Y / (N - 1), and S_r^{1/2} Sigma_g S_r^{1/2} = B^T B
@@ -212,7 +212,7 @@ def _batched_fids(xc: torch.Tensor, mu_rc: torch.Tensor, sqrt_r: torch.Tensor, t
 
     The second moments of every draw are one matmul W @ Z with Z the N x D(D+1)/2 upper triangles
     of x_i x_i^T, which is several times faster on a CPU than B separate weighted covariances; the
-    eigenvalues run batched. Same formulas as `_frechet` (divisor n - 1), in the dtype of xc.
+    eigenvalues run batched. Same formulas as `frechet_from_parts` (divisor n - 1), in the dtype of xc.
     """
     n_img, dim = xc.shape
     iu = torch.triu_indices(dim, dim, device=xc.device)
@@ -269,10 +269,10 @@ class _PairedFID:
         for b, w in enumerate(W):
             for i, (xc, mu_rc) in enumerate(self.runs):
                 if self.low_rank:
-                    out[i, b] = _fid_low_rank(mu_rc, self.tr_r, xc, self.projected[i], w)
+                    out[i, b] = fid_low_rank(mu_rc, self.tr_r, xc, self.projected[i], w)
                 else:
-                    m, s = _weighted_gaussian(xc, w)
-                    out[i, b] = _frechet(mu_rc, self.sqrt_r, self.tr_r, m, s)["fid"]
+                    m, s = weighted_gaussian(xc, w)
+                    out[i, b] = frechet_from_parts(mu_rc, self.sqrt_r, self.tr_r, m, s)["fid"]
         return out[0], out[1]
 
 

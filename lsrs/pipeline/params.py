@@ -7,14 +7,14 @@ on any error (unknown key, wrong type, a value the dataclass' own validation rej
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from lsrs.pipeline.sweep_config import AblationsConfig, SweepConfig, check_ablations, check_sweep
+from lsrs.core import typed
+
+from lsrs.pipeline.sweep_config import AblationsConfig, SweepConfig, check_ablations, check_roles, check_sweep
 from lsrs.training.evaluator import EvaluatorTrainConfig
 from lsrs.models import FlexVAEConfig, FlexVARConfig, TokenizerConfig, TransformerConfig
 from lsrs.models.flexvar import check_schedule
@@ -281,48 +281,9 @@ class Params:
         return self.scorer.runs[scorer].var
 
 
-def _convert(tp, value, key: str):
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ParamsError(f"{key}: expected a mapping, got {type(value).__name__}")
-        return from_dict(tp, value, key)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _convert(inner[0], value, key)
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ParamsError(f"{key}: expected a mapping, got {value!r}")
-        kt, vt = typing.get_args(tp)
-        return {_convert(kt, k, key): _convert(vt, v, f"{key}.{k}") for k, v in value.items()}
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ParamsError(f"{key}: expected a list, got {value!r}")
-        return tuple(_convert(typing.get_args(tp)[0], v, f"{key}[{i}]") for i, v in enumerate(value))
-    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if tp in (int, str, bool) and not (isinstance(value, tp) and not (tp is int and isinstance(value, bool))):
-        raise ParamsError(f"{key}: expected {tp.__name__}, got {value!r}")
-    return value
-
-
 def from_dict(cls, data: dict, prefix: str = ""):
-    """Build dataclass `cls` from a (nested) dict, naming the key of any problem."""
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ParamsError(f"{prefix + '.' if prefix else ''}{unknown[0]}: unknown key (known: {sorted(names)})")
-    kwargs = {k: _convert(hints[k], v, f"{prefix}.{k}" if prefix else k) for k, v in data.items()}
-    try:
-        return cls(**kwargs)
-    except ParamsError:
-        raise
-    except (ValueError, TypeError) as exc:
-        raise ParamsError(f"{prefix or cls.__name__}: {exc}") from exc
+    """Build the params dataclass `cls` from a (nested) dict, naming the key of any problem (ParamsError)."""
+    return typed.from_dict(cls, data, prefix, error=ParamsError)
 
 
 def check_consistency(params: Params) -> None:
@@ -403,6 +364,7 @@ def _check_flexvar(params: Params) -> None:
         raise ParamsError(f"flexvar.scorer.train.loss: must be one of {LOSSES}")
     try:
         fx.model_config()
+        check_roles(fx.sweeps, "flexvar.sweeps")
         for name, sw in fx.sweeps.items():
             check_sweep(sw, f"flexvar.sweeps.{name}", k)
     except ValueError as exc:

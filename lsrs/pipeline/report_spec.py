@@ -33,4 +33,4 @@ def report_spec(params: Params) -> dict:
 
 def _sweeps(sweeps: dict[str, SweepConfig]) -> dict[str, dict]:
     return {name: {"M": list(sw.M), "ST": list(sw.ST), "k": list(sw.k), "only_scale": list(sw.only_scale or ()),
-                   "feeds": sw.feeds} for name, sw in sweeps.items()}
+                   "feeds": sw.feeds, "role": sw.role} for name, sw in sweeps.items()}

@@ -15,6 +15,13 @@ from typing import Callable
 from lsrs.sampling.rejection import SelectionConfig, schedule_from
 
 
+ROLES = ("m_curve", "st_curve", "m_at_st1", "loss", "topk", "first_scale", "depth", "attribution")
+# A sweep's `role` is what the report reads it as (lsrs.report.results.ROLES says which tables and
+# figures each feeds): the M curve at one ST, the ST curve at one M, the M curve at ST = 1, the
+# pointwise scorer, top-k selection, the scorer without scale 1, the other depths, single-scale LSRS.
+# The report finds a sweep by its role, never by its name, so a sweep can be renamed freely.
+
+
 @dataclass(frozen=True)
 class SweepConfig:
     """One ablation family: the product of its lists. k = 1 is greedy selection, k > 1 top-k."""
@@ -25,6 +32,7 @@ class SweepConfig:
     k: tuple[int, ...] = (1,)
     temperature: float = 1.0  # of top-k selection
     feeds: str = ""  # which paper tables / figures the family reproduces (documentation, shown in reports)
+    role: str | None = None  # what the report reads it as (one of ROLES, at most one sweep each); None: unread
     only_scale: tuple[int, ...] | None = None  # single-scale schedules: m_k = M at scale k (1-based) only; ST unused
     per_class: int | None = None  # images per class of this family's runs (None: the section's per_class)
     per_class_at_M: dict[int, int] = field(default_factory=dict)  # fewer images for the costly large-M rows
@@ -83,6 +91,7 @@ def check_ablations(cfg: AblationsConfig, num_scales: int, scorers: set[str], de
 
     if cfg.per_class < 1:
         bad("per_class", f"must be >= 1, got {cfg.per_class}")
+    check_roles(cfg.sweeps, "ablations.sweeps")
     for name, sw in cfg.sweeps.items():
         key = f"sweeps.{name}"
         check_sweep(sw, f"ablations.{key}", num_scales)
@@ -101,6 +110,19 @@ def check_ablations(cfg: AblationsConfig, num_scales: int, scorers: set[str], de
         bad("analysis_bins", f"must be >= 2, got {cfg.analysis_bins}")
     if cfg.analysis_images < 1:
         bad("analysis_images", f"must be >= 1, got {cfg.analysis_images}")
+
+
+def check_roles(sweeps: dict[str, SweepConfig], key: str) -> None:
+    """Every role is known and names at most one sweep of the section."""
+    seen: dict[str, str] = {}
+    for name, sw in sweeps.items():
+        if sw.role is None:
+            continue
+        if sw.role not in ROLES:
+            raise ValueError(f"{key}.{name}.role: must be one of {', '.join(ROLES)}, got {sw.role!r}")
+        if sw.role in seen:
+            raise ValueError(f"{key}.{name}.role: {sw.role!r} is already the role of {key}.{seen[sw.role]}")
+        seen[sw.role] = name
 
 
 def check_sweep(sw: SweepConfig, key: str, num_scales: int) -> None:

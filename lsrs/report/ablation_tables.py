@@ -11,7 +11,7 @@ import pandas as pd
 from lsrs.report.formatting import CI, DASH, REPS, SOURCE, Table, _contains_zero, _count, _num, _pct, _signed
 from lsrs.report.measured import _common_notes, _measured_row, _table
 from lsrs.report.results import (Results, _at, _attribution_families, _base, _first_scale_pair, _rows, _val,
-                                 _values, _var_label)
+                                 _values, _var_label, sweep_of)
 
 FID_IS_SFID = (("FID↓", "fid", 3), ("IS↑", "is", 3), ("sFID↓", "sfid", 3))
 
@@ -31,17 +31,17 @@ def _sweep_table(res: Results, key: str, title: str, family: str, label: str, ls
 
 
 def table05(res: Results) -> Table:
-    lsrs = _rows(res, "m_st2", var=res.main_var, scorer=res.main_scorer)
-    title = (f"Table 5: Metrics across M values with ST = {_values(lsrs, 'ST', res, 'm_st2')} "
+    lsrs = _rows(res, sweep_of(res, "m_curve"), var=res.main_var, scorer=res.main_scorer)
+    title = (f"Table 5: Metrics across M values with ST = {_values(lsrs, 'ST', res, sweep_of(res, 'm_curve'))} "
              f"({_var_label(res.main_var)})")
-    return _sweep_table(res, "table05", title, "m_st2", "M", lsrs)
+    return _sweep_table(res, "table05", title, sweep_of(res, "m_curve"), "M", lsrs)
 
 
 def table06(res: Results) -> Table:
-    lsrs = _rows(res, "st_m32", var=res.main_var, scorer=res.main_scorer)
-    title = (f"Table 6: Metrics across ST values with M = {_values(lsrs, 'M', res, 'st_m32')} "
+    lsrs = _rows(res, sweep_of(res, "st_curve"), var=res.main_var, scorer=res.main_scorer)
+    title = (f"Table 6: Metrics across ST values with M = {_values(lsrs, 'M', res, sweep_of(res, 'st_curve'))} "
              f"({_var_label(res.main_var)})")
-    return _sweep_table(res, "table06", title, "st_m32", "ST", lsrs)
+    return _sweep_table(res, "table06", title, sweep_of(res, "st_curve"), "ST", lsrs)
 
 
 TABLE7_COLS = (("FID", "fid", 3), ("mean_diff²", "fid_mean_diff2", 3), ("trace_term", "fid_trace_term", 3),
@@ -50,10 +50,10 @@ TABLE7_COLS = (("FID", "fid", 3), ("mean_diff²", "fid_mean_diff2", 3), ("trace_
 
 def table07(res: Results) -> Table:
     """FID = mean_diff² + trace_term across M; the plain VAR is the paper's M = 1 row."""
-    lsrs = _rows(res, "m_st2", var=res.main_var, scorer=res.main_scorer)
+    lsrs = _rows(res, sweep_of(res, "m_curve"), var=res.main_var, scorer=res.main_scorer)
     t = _sweep_table(res, "table07", "Table 7: Variation of FID and its components with M (ST = "
-                     f"{_values(lsrs, 'ST', res, 'm_st2')})", "m_st2", "M", lsrs, cols=TABLE7_COLS, baseline_label="1")
-    df = res.sweeps.get("m_st2")
+                     f"{_values(lsrs, 'ST', res, sweep_of(res, 'm_curve'))})", sweep_of(res, "m_curve"), "M", lsrs, cols=TABLE7_COLS, baseline_label="1")
+    df = res.sweeps.get(sweep_of(res, "m_curve"))
     if df is not None and "fid_tr_sigma_ref" in df:
         refs = sorted({round(float(v), 6) for v in df["fid_tr_sigma_ref"].dropna()})
         t.notes.insert(0, f"For all M, Tr(Σr) = {_num(refs[0])}." if len(refs) == 1 else
@@ -63,8 +63,8 @@ def table07(res: Results) -> Table:
 
 def table03(res: Results) -> Table:
     """The paper's transposed layout: one column per M, FID with its change from the baseline."""
-    base = _base(res, "m_st1", res.main_var)
-    lsrs = _rows(res, "m_st1", var=res.main_var, scorer=res.main_scorer)
+    base = _base(res, sweep_of(res, "m_at_st1"), res.main_var)
+    lsrs = _rows(res, sweep_of(res, "m_at_st1"), var=res.main_var, scorer=res.main_scorer)
     records = ([] if base is None else [("—", base)]) + [(str(int(r["M"])), r) for _, r in lsrs.iterrows()]
     data = pd.DataFrame([_measured_row(res, {"M": m}, r, (("FID", "fid", 3),))[0] for m, r in records])
     display = pd.DataFrame({"M": ["FID", "ΔFID 95% CI", SOURCE]})
@@ -76,21 +76,22 @@ def table03(res: Results) -> Table:
         display[m] = [fid, ci, f"{res.profile}, {_count(_val(r, 'count'))} images"]
     notes = []
     if base is None or lsrs.empty:
-        notes.append("Not measured: sweep family m_st1 missing or without baseline or LSRS rows.")
+        notes.append(f"Not measured: sweep family {sweep_of(res, 'm_at_st1')} missing or without baseline or LSRS rows.")
         display = pd.DataFrame(columns=["M", DASH])
     if data.empty:
         data = pd.DataFrame(columns=["M", "FID", "ΔFID", "ΔFID low", "ΔFID high", "profile", "images"])
-    return Table("table03", f"Table 3: FID across M values under ST = {_values(lsrs, 'ST', res, 'm_st1')}, "
+    return Table("table03", f"Table 3: FID across M values under ST = {_values(lsrs, 'ST', res, sweep_of(res, 'm_at_st1'))}, "
                  "the first scale with only one token", display, data,
                  notes + ["The CSV has one row per M (numbers); this layout is the paper's."] + _common_notes(res))
 
 
 def table02(res: Results) -> Table:
     """Pointwise (loss family) vs pairwise (m_st2) scorer at the loss family's M values."""
-    point = _rows(res, "loss", var=res.main_var)
-    pair = _rows(res, "m_st2", var=res.main_var, scorer=res.main_scorer)
+    point = _rows(res, sweep_of(res, "loss"), var=res.main_var)
+    pair = _rows(res, sweep_of(res, "m_curve"), var=res.main_var, scorer=res.main_scorer)
     point_name = str(point["scorer"].iloc[0]) if not point.empty else None
-    groups = (("Pointwise", point, "loss", point_name), ("Pairwise", pair, "m_st2", res.main_scorer))
+    groups = (("Pointwise", point, sweep_of(res, "loss"), point_name),
+              ("Pairwise", pair, sweep_of(res, "m_curve"), res.main_scorer))
     columns = ["Inference Model", *(f"{g} {h}" for g, *_ in groups for h, _, _ in FID_IS_SFID),
                *(f"{g} {CI}" for g, *_ in groups), SOURCE]
     rows = []
@@ -104,7 +105,7 @@ def table02(res: Results) -> Table:
             disp.update({(f"{g} {k}" if k == CI else k): v for k, v in s.items()})
         rows.append((data, disp))
     notes = [f"Pointwise: scorer {point_name} (sweep family loss); pairwise: scorer {res.main_scorer} "
-             "(family m_st2); both at ST = 2 on the same paired images."]
+             f"(family {sweep_of(res, 'm_curve')}); both at ST = 2 on the same paired images."]
     if point.empty:
         notes.append("Not measured: sweep family loss missing or empty.")
         rows = rows[:0]
@@ -114,7 +115,7 @@ def table02(res: Results) -> Table:
 
 def _topk_table(res: Results, key: str, number: int, index: int) -> Table:
     """Tables 8/9: top-k selection (family topk) at its index-th M value; k = 1 (greedy) from m_st2."""
-    topk = _rows(res, "topk", var=res.main_var, k=None)
+    topk = _rows(res, sweep_of(res, "topk"), var=res.main_var, k=None)
     ms = sorted({int(v) for v in topk["M"]})
     columns = ["k", "FID", "IS", CI, SOURCE]
     if index >= len(ms):
@@ -123,14 +124,14 @@ def _topk_table(res: Results, key: str, number: int, index: int) -> Table:
                        f"{'first' if index == 0 else 'second'} one."])
     m = ms[index]
     at_m = topk[topk["M"] == m]
-    greedy = _at(_rows(res, "m_st2", var=res.main_var, scorer=res.main_scorer), "M", m)
+    greedy = _at(_rows(res, sweep_of(res, "m_curve"), var=res.main_var, scorer=res.main_scorer), "M", m)
     cols = (("FID", "fid", 3), ("IS", "is", 3))
     rows = [] if greedy is None else [_measured_row(res, {"k": 1}, greedy, cols)]
     rows += [_measured_row(res, {"k": int(r["k"])}, r, cols) for _, r in at_m.sort_values("k").iterrows()]
-    notes = ["k = 1 is greedy selection (family m_st2); k > 1 samples from the k best by a softmax of the "
+    notes = [f"k = 1 is greedy selection (family {sweep_of(res, 'm_curve')}); k > 1 samples from the k best by a softmax of the "
              "scores (family topk)."]
     if greedy is None:
-        notes.append(f"k = 1 not measured: family m_st2 has no M = {m} row.")
+        notes.append(f"k = 1 not measured: family {sweep_of(res, 'm_curve')} has no M = {m} row.")
     st = _values(at_m, "ST")
     return _table(key, f"Table {number}: Performance of top-k sampling in LSRS with M = {m} "
                   f"({_var_label(res.main_var)}, ST = {st})", rows, columns, notes + _common_notes(res))
@@ -171,8 +172,8 @@ def table10(res: Results) -> Table:
 
 def table10b(res: Results) -> Table:
     """Table 10's companion: does leaving scale 1 out of the scorer change LSRS's FID?"""
-    without = _rows(res, "first_scale", var=res.main_var)
-    with_first = _rows(res, "m_st2", var=res.main_var, scorer=res.main_scorer)
+    without = _rows(res, sweep_of(res, "first_scale"), var=res.main_var)
+    with_first = _rows(res, sweep_of(res, "m_curve"), var=res.main_var, scorer=res.main_scorer)
     cols = [("FID↓ w first scale", "w"), ("FID↓ w/o first scale", "wo")]
     columns = ["M", *(h for h, _ in cols), f"w {CI}", f"w/o {CI}", SOURCE]
     rows = []
@@ -184,7 +185,8 @@ def table10b(res: Results) -> Table:
             data.update({(f"{prefix} {k}" if k.startswith("ΔFID") else k): v for k, v in d.items()})
             disp.update({(f"{prefix} {k}" if k == CI else k): v for k, v in s.items()})
         rows.append((data, disp))
-    notes = ["Scorer trained with scale 1 (family m_st2) vs without it (family first_scale), same paired images."]
+    notes = [f"Scorer trained with scale 1 (family {sweep_of(res, 'm_curve')}) vs without it (family "
+             f"{sweep_of(res, 'first_scale')}), same paired images."]
     if without.empty:
         notes.append("Not measured: sweep family first_scale missing or empty.")
     return _table("table10b", "Table 10 (companion): FID with the scorer trained w and w/o the first scale",

@@ -16,7 +16,7 @@ import pandas as pd
 from lsrs.report.formatting import _ci, _contains_zero, _count, _missing, _num, _pct, _signed, _var_label
 from lsrs.report.power_table import MAIN_TARGET_PCT, Z95, power
 from lsrs.report.results import (FLEX, Results, _analysis, _at, _base, _depth_scorers, _first_scale_pair,
-                                 _flex_family, _rows, _scorer_entries, _val)
+                                 _flex_family, _rows, _scorer_entries, _val, sweep_of)
 from lsrs.report.table1 import FLEX_TABLE1_M
 
 NEAR_CHANCE = 0.1  # "accuracy near 0.5 at scale 1": within 0.5 +- this
@@ -100,18 +100,18 @@ def claim_main(res: Results) -> Claim:
 def claim_small_m(res: Results) -> Claim:
     claim = "LSRS improves FID already at small M (2 ≤ M ≤ 8, ST = 2)"
     paper = "Table 5: FID 1.95 → 1.87 / 1.78 / 1.73 at M = 2 / 4 / 8"
-    rows = _rows(res, "m_st2", var=res.main_var, scorer=res.main_scorer)
+    rows = _rows(res, sweep_of(res, "m_curve"), var=res.main_var, scorer=res.main_scorer)
     rows = rows[(rows["M"] >= 2) & (rows["M"] <= 8)]
     if rows.empty:
-        return Claim(claim, paper, "no m_st2 rows with 2 ≤ M ≤ 8", "not measured")
+        return Claim(claim, paper, f"no {sweep_of(res, 'm_curve')} rows with 2 ≤ M ≤ 8", "not measured")
     ev = "; ".join(_fid_text(r, f"M={int(r['M'])}") for _, r in rows.iterrows())
     return Claim(claim, paper, ev, _combine([_vs_zero(r) for _, r in rows.iterrows()]))
 
 
 def _m_curve(res: Results) -> pd.DataFrame:
     """m_st2 with the plain VAR as M = 1 (the paper's Table 7), sorted by M."""
-    base = _base(res, "m_st2", res.main_var)
-    rows = _rows(res, "m_st2", var=res.main_var, scorer=res.main_scorer)
+    base = _base(res, sweep_of(res, "m_curve"), res.main_var)
+    rows = _rows(res, sweep_of(res, "m_curve"), var=res.main_var, scorer=res.main_scorer)
     if base is None:
         return rows
     base = base.copy()
@@ -124,7 +124,7 @@ def claim_m_shape(res: Results) -> Claim:
     paper = "Table 5 / Figure 3: lowest FID 1.66 at M = 128, 1.70-1.78 for M ≥ 256"
     curve = _m_curve(res)
     if len(curve) < 3:
-        return Claim(claim, paper, f"{len(curve)} M value(s) in m_st2 (needs ≥ 3)", "not measured")
+        return Claim(claim, paper, f"{len(curve)} M value(s) in {sweep_of(res, 'm_curve')} (needs ≥ 3)", "not measured")
     fids = curve["fid"].astype(float).to_numpy()
     i = int(np.argmin(fids))
     best, first, last = curve.iloc[i], curve.iloc[0], curve.iloc[-1]
@@ -143,9 +143,9 @@ def claim_m_shape(res: Results) -> Claim:
 def claim_st(res: Results) -> Claim:
     claim = "ST = 1 hurts FID and ST = 2 is the best start scale"
     paper = "Table 6: FID 2.30 at ST = 1 (VAR 1.95), lowest 1.68 at ST = 2"
-    rows = _rows(res, "st_m32", var=res.main_var, scorer=res.main_scorer)
+    rows = _rows(res, sweep_of(res, "st_curve"), var=res.main_var, scorer=res.main_scorer)
     if rows.empty:
-        return Claim(claim, paper, "sweep family st_m32 missing", "not measured")
+        return Claim(claim, paper, f"sweep family {sweep_of(res, 'st_curve')} missing", "not measured")
     st1, st2 = _at(rows, "ST", 1), _at(rows, "ST", 2)
     hurts = _vs_zero(st1, want_negative=False)
     order = rows.sort_values("fid")
@@ -164,12 +164,12 @@ def claim_st(res: Results) -> Claim:
 def claim_loss(res: Results) -> Claim:
     claim = "The pairwise loss gives slightly better FID than the pointwise loss"
     paper = "Table 2: pairwise 1.78/1.73/1.71/1.68 vs pointwise 1.79/1.76/1.73/1.73 (M = 4..32)"
-    point = _rows(res, "loss", var=res.main_var)
-    pair = _rows(res, "m_st2", var=res.main_var, scorer=res.main_scorer)
+    point = _rows(res, sweep_of(res, "loss"), var=res.main_var)
+    pair = _rows(res, sweep_of(res, "m_curve"), var=res.main_var, scorer=res.main_scorer)
     pairs = [(int(r["M"]), r, _at(pair, "M", r["M"])) for _, r in point.iterrows()]
     pairs = [(m, p, q) for m, p, q in pairs if q is not None]
     if not pairs:
-        return Claim(claim, paper, "no common M in the loss and m_st2 families", "not measured")
+        return Claim(claim, paper, f"no common M in the {sweep_of(res, 'loss')} and {sweep_of(res, 'm_curve')} families", "not measured")
     wins = sum(q["fid"] < p["fid"] for _, p, q in pairs)
     ev = "; ".join(f"M={m}: pairwise {_num(q['fid'])} vs pointwise {_num(p['fid'])}" for m, p, q in pairs)
     ev += f"; pairwise lower at {wins} of {len(pairs)} M"
@@ -217,7 +217,7 @@ def claim_first_scale(res: Results) -> Claim:
     return Claim(claim, paper, ev, "agrees" if abs(worst) < FIRST_SCALE_PP else "disagrees")
 
 
-def _compare(a, b, fid0: float) -> str:
+def compare_rows(a, b, fid0: float) -> str:
     """a vs b (two LSRS rows on the same paired images): 'better' / 'worse' when the interval of
     ΔFID_a − ΔFID_b excludes 0, 'equivalent' when it lies within ±EQUIVALENCE_PCT % of the plain FID,
     else 'undecided'. The interval is ± 1.96 sqrt(se_a² + se_b²), conservative for positively
@@ -237,15 +237,15 @@ def _compare(a, b, fid0: float) -> str:
 def claim_topk(res: Results) -> Claim:
     claim = f"Top-k selection is no better than greedy selection (k = 1); equivalence margin ±{EQUIVALENCE_PCT:.0f}% of FID"
     paper = "Tables 8, 9: k = 2..16 within 1.63-1.71 vs greedy 1.66 (M=128) and 1.70 (M=256)"
-    topk = _rows(res, "topk", var=res.main_var, k=None)
-    greedy = _rows(res, "m_st2", var=res.main_var, scorer=res.main_scorer)
-    base = _base(res, "m_st2", res.main_var)
+    topk = _rows(res, sweep_of(res, "topk"), var=res.main_var, k=None)
+    greedy = _rows(res, sweep_of(res, "m_curve"), var=res.main_var, scorer=res.main_scorer)
+    base = _base(res, sweep_of(res, "m_curve"), res.main_var)
     parts, outcomes = [], []
     for _, r in topk.sort_values(["M", "k"]).iterrows():
         g = _at(greedy, "M", r["M"])
         if g is None or base is None:
             continue
-        outcome = _compare(r, g, float(base["fid"]))
+        outcome = compare_rows(r, g, float(base["fid"]))
         parts.append(f"M={int(r['M'])} k={int(r['k'])}: {_num(r['fid'])} vs greedy {_num(g['fid'])} ({outcome})")
         outcomes.append(outcome)
     if not parts:
@@ -276,7 +276,7 @@ def claim_fid_terms(res: Results) -> Claim:
     paper = "Table 7: mean_diff² 0.229 → 0.201 and trace_term 1.725 → 1.462 from M = 1 to M = 128"
     curve = _m_curve(res)
     if len(curve) < 2 or "fid_mean_diff2" not in curve:
-        return Claim(claim, paper, "m_st2 missing", "not measured")
+        return Claim(claim, paper, f"{sweep_of(res, 'm_curve')} missing", "not measured")
     best, first = curve.iloc[int(np.argmin(curve["fid"].astype(float)))], curve.iloc[0]
     ev = (f"M=1 → best M={int(best['M'])}: mean_diff² {_num(first['fid_mean_diff2'])} → "
           f"{_num(best['fid_mean_diff2'])}, trace_term {_num(first['fid_trace_term'])} → "

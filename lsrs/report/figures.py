@@ -17,7 +17,7 @@ from lsrs.report.formatting import _count, _missing
 from lsrs.report.grids import figure01, figure04, figure08, figure09
 from lsrs.report.plotting import VAR_COLOR, _colors, _log2_axis, _not_measured, _style
 from lsrs.report.results import (FLEX, Results, _attribution_families, _base, _flex_family, _rows, _val, _values,
-                                 _var_label)
+                                 _var_label, sweep_of)
 from lsrs.report.scorer_figures import figure05, figure07
 
 FIGURE_INFO = {
@@ -81,8 +81,8 @@ def figure03(res: Results, colors: dict) -> Figure:
     flex = res.spec.flexvar.enabled
     fig = Figure(figsize=(22 if flex else 11, 7), layout="constrained")
     axes = fig.subplots(2, 4 if flex else 2, sharex="col")
-    _sweep_panels(res, axes[0, 0], axes[1, 0], "m_st2", "M", colors)
-    _sweep_panels(res, axes[0, 1], axes[1, 1], "st_m32", "ST", colors)
+    _sweep_panels(res, axes[0, 0], axes[1, 0], sweep_of(res, "m_curve"), "M", colors)
+    _sweep_panels(res, axes[0, 1], axes[1, 1], sweep_of(res, "st_curve"), "ST", colors)
     title = f"Figure 3: ablation of M and ST ({_var_label(res.main_var)}"
     if flex:
         colors = {**colors, FLEX: colors.get(FLEX, "C2")}

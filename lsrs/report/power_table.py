@@ -12,20 +12,20 @@ import pandas as pd
 
 from lsrs.report.formatting import DASH, Table, _count, _missing, _num, _signed
 from lsrs.report.measured import _table
-from lsrs.report.results import Results, _base, _main_series, _val
+from lsrs.report.results import Results, _base, _main_series, _val, sweep_of
 
 MAIN_TARGET_PCT = 2.0  # half-width limits of the ΔFID interval, % of the plain FID (main run)
 SWEEP_TARGET_PCT = 4.0  # ... of every m_st2 row with M <= 128 and every st_m32 row
 Z95 = 1.959964
 
 
-def _target_pct(family: str | None, r) -> float | None:
+def _target_pct(res: Results, family: str | None, r) -> float | None:
     """The half-width limit a row must meet (% of the plain FID), None where the budget decides."""
     if family is None:
         return MAIN_TARGET_PCT
-    if family == "m_st2" and int(r["M"]) <= 128:
+    if family == sweep_of(res, "m_curve") and int(r["M"]) <= 128:
         return SWEEP_TARGET_PCT
-    if family == "st_m32":
+    if family == sweep_of(res, "st_curve"):
         return SWEEP_TARGET_PCT
     return None
 
@@ -46,7 +46,7 @@ def _power_rows(res: Results) -> list[tuple[str, pd.Series, float]]:
     out = []
     if res.main is not None:
         out.append((None, _main_series(res.main, "lsrs"), float(res.main["baseline"]["fid"])))
-    first = [f for f in ("m_st2", "st_m32") if f in res.sweeps]  # the rows with limits, then the rest
+    first = [f for f in (sweep_of(res, "m_curve"), sweep_of(res, "st_curve")) if f in res.sweeps]  # limited rows first
     for family in first + sorted(set(res.sweeps) - set(first)):
         df = res.sweeps[family]
         for _, r in df[~df["baseline"]].sort_values(["scorer", "M", "ST", "k"]).iterrows():
@@ -63,7 +63,7 @@ def table_power(res: Results) -> Table:
     for family, r, fid0 in _power_rows(res):
         n, reps = _val(r, "count"), int(_val(r, "replicates") or 1)
         half = (float(r["fid_diff_high"]) - float(r["fid_diff_low"])) / 2
-        target = _target_pct(family, r)
+        target = _target_pct(res, family, r)
         var_images, tau2 = _val(r, "var_images"), float(_val(r, "tau2") or 0.0)
         need = power(float(n), reps, float(var_images), tau2, (target or SWEEP_TARGET_PCT) * fid0 / 100) \
             if n and var_images is not None else {}
@@ -88,7 +88,8 @@ def table_power(res: Results) -> Table:
     columns = ["family", "run", "N", "R", "ΔFID", "half-width", "% of FID", "limit", "meets", "sd images",
                "sd replicates", "N for limit (this R)", "N for limit (R=5)", "R for limit (N→∞)"]
     notes = [f"Half-width = half the 95% interval of ΔFID. Limits: {MAIN_TARGET_PCT:.0f}% of the plain FID for the "
-             f"main run, {SWEEP_TARGET_PCT:.0f}% for every m_st2 row with M ≤ 128 and every st_m32 row; other rows "
+             f"main run, {SWEEP_TARGET_PCT:.0f}% for every {sweep_of(res, 'm_curve')} row with M ≤ 128 and every "
+             f"{sweep_of(res, 'st_curve')} row; other rows "
              f"are sized by the budget (their 'N for limit' columns use the {SWEEP_TARGET_PCT:.0f}% limit).",
              "Variance model: Var(ΔFID) = a/N + τ²/R. sd images = sqrt(a/N), the spread of the pooled ΔFID over "
              "image resamples with the replicates fixed; sd replicates = τ, the DerSimonian-Laird between-replicate "

@@ -16,15 +16,17 @@ import pandas as pd
 from lsrs.report.formatting import _missing, _var_label
 from lsrs.report.spec import ReportSpec
 
-FAMILIES = {  # the sweep families the paper's tables read, and what each feeds
-    "m_st2": "Tables 1, 2, 5, 7, 8, 9 and Figure 3 (left)",
-    "st_m32": "Table 6 and Figure 3 (right)",
-    "m_st1": "Table 3",
+ROLES = {  # a sweep's role (params: ablations.sweeps.<name>.role) -> the tables and figures it feeds
+    "m_curve": "Tables 1, 2, 5, 7, 8, 9 and Figure 3 (left)",
+    "st_curve": "Table 6 and Figure 3 (right)",
+    "m_at_st1": "Table 3",
     "loss": "Table 2 (pointwise column)",
     "topk": "Tables 8 and 9",
     "first_scale": "Table 10 (FID companion)",
     "depth": "Tables 1 and 4 (the other depths)",
+    "attribution": "Table 11 and Figure 11",
 }
+REQUIRED_ROLES = ("m_curve", "st_curve", "m_at_st1", "loss", "topk", "first_scale", "depth")  # missing: a note
 SWEEP_COLUMNS = ("family", "run", "var", "scorer", "M", "ST", "k", "fid", "is", "sfid", "count",
                  "fid_diff", "fid_diff_low", "fid_diff_high")
 FLEX = "flexvar"  # the FlexVAR family's model and scorer name in sweep rows (lsrs/families/flexvar.py)
@@ -66,7 +68,8 @@ def load_results(spec: ReportSpec, metrics_dir: str | Path, runs_dir: str | Path
         res.missing.append(f"`{main}`: the main run (Table 1's main-run rows, the first scorecard claim)")
     for path in sorted((metrics_dir / "sweeps").glob("*.csv")):
         res.sweeps[path.stem] = _read_sweep(path)
-    for family, feeds in FAMILIES.items():
+    for role in REQUIRED_ROLES:
+        family, feeds = sweep_of(res, role), ROLES[role]
         if family not in res.sweeps:
             res.missing.append(f"`{metrics_dir / 'sweeps' / (family + '.csv')}`: sweep family {family} ({feeds})")
     if spec.flexvar.enabled:
@@ -170,25 +173,29 @@ def _depth_scorers(res: Results) -> dict[str, str]:
     return dict(sorted(out.items(), key=lambda kv: depth.get(kv[0], 0)))
 
 
+def sweep_of(res: Results, role: str) -> str:
+    """The name of the VAR sweep with `role` (ablations.sweeps.<name>.role); the report finds every
+    family this way, never by a name. Without one: the role itself, which no results file has, so
+    what it feeds reads "not measured"."""
+    return next((name for name, sw in res.spec.ablations.sweeps.items() if sw.role == role), role)
+
+
 def _flex_family(res: Results, x: str) -> str | None:
-    """The FlexVAR sweep (its metrics name, flexvar_<name>) that varies `x` (M or ST) at one value of
-    the other; None when flexvar is disabled or no family does."""
+    """The FlexVAR sweep (its metrics name, flexvar_<name>) of the M curve (x = "M") or the ST curve
+    (x = "ST"); None when flexvar is disabled or no sweep has that role."""
     if not res.spec.flexvar.enabled:
         return None
-    for name, sw in res.spec.flexvar.sweeps.items():
-        varied, fixed = (sw.M, sw.ST) if x == "M" else (sw.ST, sw.M)
-        if len(varied) > 1 and len(fixed) == 1:
-            return f"{FLEX}_{name}"
-    return None
+    role = "m_curve" if x == "M" else "st_curve"
+    return next((f"{FLEX}_{name}" for name, sw in res.spec.flexvar.sweeps.items() if sw.role == role), None)
 
 
 def _attribution_families(res: Results) -> list[tuple[str, str, str]]:
-    """(metrics name, model label, var) of every sweep family with single-scale schedules."""
+    """(metrics name, model label, var) of the single-scale (attribution role) sweep of each family."""
     out = [(name, _var_label(res.main_var), res.main_var)
-           for name, sw in res.spec.ablations.sweeps.items() if sw.only_scale]
+           for name, sw in res.spec.ablations.sweeps.items() if sw.role == "attribution"]
     if res.spec.flexvar.enabled:
         out += [(f"{FLEX}_{name}", f"FlexVAR-d{res.spec.flexvar.depth}", FLEX)
-                for name, sw in res.spec.flexvar.sweeps.items() if sw.only_scale]
+                for name, sw in res.spec.flexvar.sweeps.items() if sw.role == "attribution"]
     return out
 
 

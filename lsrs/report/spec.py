@@ -8,10 +8,10 @@ branch on; nothing else is carried.
 """
 from __future__ import annotations
 
-import types
-import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass
+
+from lsrs.core.typed import from_dict
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class SweepSpec:
     k: tuple[int, ...]
     only_scale: tuple[int, ...]  # single-scale schedules at these scales; (): the family varies M and ST
     feeds: str  # which paper tables / figures the family reproduces
+    role: str | None  # what the report reads it as (lsrs.report.results.ROLES), None: not read
 
 
 @dataclass(frozen=True)
@@ -92,46 +93,4 @@ class ReportSpec:
     def from_dict(cls, data: Mapping) -> ReportSpec:
         """Build the spec from a plain (JSON-able) dict; ValueError naming the key of an unknown or
         missing key or a value of the wrong type."""
-        return _build(cls, data, "")
-
-
-def _join(prefix: str, key) -> str:
-    return f"{prefix}.{key}" if prefix else str(key)
-
-
-def _build(cls, data, prefix: str):
-    if not isinstance(data, Mapping):
-        raise ValueError(f"{prefix or 'report spec'}: expected a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in fields(cls)]
-    unknown = sorted(str(k) for k in set(data) - set(names))
-    if unknown:
-        raise ValueError(f"{_join(prefix, unknown[0])}: unknown key (known: {', '.join(names)})")
-    missing = [n for n in names if n not in data]
-    if missing:
-        raise ValueError(f"{_join(prefix, missing[0])}: missing key")
-    return cls(**{n: _value(hints[n], data[n], _join(prefix, n)) for n in names})
-
-
-def _value(tp, value, key: str):
-    """`value` converted to type `tp` (lists to tuples, ints to floats), else ValueError naming `key`."""
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if is_dataclass(tp):
-        return _build(tp, value, key)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        return _value(next(a for a in args if a is not type(None)), value, key)
-    if origin is dict:
-        if not isinstance(value, Mapping):
-            raise ValueError(f"{key}: expected a mapping, got {value!r}")
-        return {_value(args[0], k, key): _value(args[1], v, _join(key, k)) for k, v in value.items()}
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ValueError(f"{key}: expected a list, got {value!r}")
-        return tuple(_value(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
-    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
-        raise ValueError(f"{key}: expected {tp.__name__}, got {value!r}")
-    return value
+        return from_dict(cls, data, require_all=True)

@@ -14,7 +14,7 @@ import pandas as pd
 from lsrs.report.formatting import CI, DASH, REPS, SOURCE, Table, _num
 from lsrs.report.measured import _common_notes, _measured_row, _table
 from lsrs.report.results import (FLEX, Results, _at, _base, _depth_scorers, _flex_family, _main_series, _rows, _val,
-                                 _var_label)
+                                 _var_label, sweep_of)
 
 LITERATURE = Path(__file__).with_name("literature_table1.csv")
 PAPER_TABLE1_M = (4, 128)  # Tables 1 and 4's LSRS rows when the depth family names no M
@@ -23,7 +23,7 @@ TABLE1_METRICS = (("FID↓", "fid", 3), ("IS↑", "is", 3), ("Pre↑", "precisio
 
 
 def _table1_ms(res: Results) -> tuple[int, ...]:
-    sweep = res.spec.ablations.sweeps.get("depth")
+    sweep = res.spec.ablations.sweeps.get(sweep_of(res, "depth"))
     return tuple(sweep.M) if sweep else PAPER_TABLE1_M
 
 
@@ -44,7 +44,7 @@ def _depth_rows(res: Results, var: str, with_main_run: bool) -> tuple[list[tuple
         base = _main_series(res.main, "baseline")
         add(f"{_var_label(var)} (main run)", base, base)
         add(f"+ LSRS M={res.main['M']}, ST={res.main['ST']} (main run)", _main_series(res.main, "lsrs"), base)
-    family = "m_st2" if var == res.main_var else "depth"
+    family = sweep_of(res, "m_curve" if var == res.main_var else "depth")
     scorer = _depth_scorers(res).get(var)
     base, lsrs = _base(res, family, var), _rows(res, family, var=var, scorer=scorer)
     if base is None:

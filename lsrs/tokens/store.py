@@ -283,7 +283,7 @@ def _write_manifest(path: Path, spec: StoreSpec, shards: list[dict]) -> None:
 
 
 @contextmanager
-def _exclusive(path: Path) -> Iterator[None]:
+def exclusive_lock(path: Path) -> Iterator[None]:
     """Hold an exclusive lock on the folder, so two writers never interleave (or delete each other's temp files)."""
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -376,7 +376,7 @@ def write_store(path: str | Path, spec: StoreSpec, produce: Producer, log: Calla
     """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    with _exclusive(path) if runtime.is_main else nullcontext():
+    with exclusive_lock(path) if runtime.is_main else nullcontext():
         if runtime.is_main:
             _start_or_resume(path, spec, log)
             _remove_temp_files(path, log)
