@@ -137,7 +137,7 @@ def mini_models(params_path: str | Path, mini_dir: str | Path):
     from lsrs.families import VarFamily
 
     mini_dir = Path(mini_dir)
-    tok, vdir = mini_dir / "tokenizer", mini_dir / "var_d4"
+    tok, vdir = mini_dir / "tokenizer", mini_dir / "var" / "d4"
     if (tok / "tokenizer.pth").is_file() and (vdir / "var.pth").is_file():
         vae = VarFamily().load_tokenizer(tok)
         var = VarFamily().load_model(vdir, vae)

@@ -52,7 +52,7 @@ def parse_args(argv=None):
     ap.add_argument("--depth", type=int, default=16, help="VAR depth of the official-config model")
     ap.add_argument("--params", default=str(C.REPO / "params.yaml"), help="params file with the mini config")
     ap.add_argument("--mini-dir", default=str(C.REPO / "runs" / "mini"),
-                    help="folder with tokenizer/ and var_d4/ of the trained mini models")
+                    help="run root with tokenizer/ and var/d4/ of the trained mini models (runs/mini, or runs/cli)")
     ap.add_argument("--lsrs-dir", "--official-dir", dest="lsrs_dir", type=Path, default=C.OFFICIAL_LSRS_DIR,
                     help="work tree of github.com/dt-3t/LSRS (default: %(default)s)")
     ap.add_argument("--skip-authors", action="store_true", help="do not time the authors' code")

@@ -34,7 +34,7 @@ def parse_args(argv=None):
     ap.add_argument("--quick", action="store_true", help="fewer repetitions (mini timings only a few calls; d16 3 reps)")
     ap.add_argument("--params", default=str(C.REPO / "params.yaml"), help="params file with the mini config")
     ap.add_argument("--mini-dir", default=str(C.REPO / "runs" / "mini"),
-                    help="folder with tokenizer/ and var_d4/ of the trained mini models")
+                    help="run root with tokenizer/ and var/d4/ of the trained mini models (runs/mini, or runs/cli)")
     ap.add_argument("--mini-batches", default="64,1", help="comma-separated mini batch sizes")
     ap.add_argument("--official-dir", type=Path, default=C.OFFICIAL_VAR_DIR,
                     help="work tree of github.com/FoundationVision/VAR (default: %(default)s)")
@@ -53,7 +53,7 @@ def parse_args(argv=None):
 
 # --------------------------------------------------------------------------- mini
 def bench_mini(a, sampling, result: dict) -> None:
-    from lsrs.pipeline.runs import make_selector
+    from lsrs.sampling.plan import make_selector
     from lsrs.sampling.sampler import generate
 
     vae, var, source = C.mini_models(a.params, a.mini_dir)
@@ -84,7 +84,7 @@ def bench_mini(a, sampling, result: dict) -> None:
 # --------------------------------------------------------------------------- d16
 def ours_d16(a, sampling):
     """Median seconds per call (total and per phase) of our sampler on the official d16 architecture."""
-    from lsrs.pipeline.runs import make_selector
+    from lsrs.sampling.plan import make_selector
     from lsrs.sampling.sampler import generate
 
     vae, var = C.official_d16(a.depth)
