@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lsrs.pipeline.params import ParamsError, load_params
+from lsrs.pipeline.params import ParamsError, load_params, overlay
 
 ROOT = Path(__file__).resolve().parents[1]
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -22,17 +22,6 @@ DVC = Path(sys.executable).with_name("dvc")
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not FASHION.is_dir(), reason="Fashion-MNIST (dataset-fashion-mnist) not installed"),
               pytest.mark.skipif(not DVC.is_file(), reason="dvc is not installed in this environment")]
-
-
-def overlay(base: dict, over: dict) -> dict:
-    """Deep-merge `over` into `base`: mappings merge, everything else (lists included) is replaced.
-    ablations.sweeps is replaced whole, so the tiny file decides which sweep stages exist."""
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict) and key != "sweeps":
-            overlay(base[key], value)
-        else:
-            base[key] = value
-    return base
 
 
 def tiny_params() -> dict:

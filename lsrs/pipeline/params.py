@@ -371,6 +371,18 @@ def _check_flexvar(params: Params) -> None:
         raise ParamsError(str(exc) if str(exc).startswith("flexvar.") else f"flexvar.var.model: {exc}") from None
 
 
+def overlay(base: dict, over: dict) -> dict:
+    """Deep-merge the params dict `over` into `base` (in place; returned): mappings merge, everything
+    else (lists included) is replaced, and ablations.sweeps is replaced whole, so the overlay decides
+    which sweep stages exist (tests/data/tiny_params.yaml on params.yaml)."""
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict) and key != "sweeps":
+            overlay(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     path = Path(path)
     if not path.is_file():

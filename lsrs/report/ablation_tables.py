@@ -100,14 +100,12 @@ def table02(res: Results) -> Table:
         disp.update(data)
         for g, lsrs, family, scorer in groups:
             r = _base(res, family, res.main_var) if m is None else _at(lsrs[lsrs["scorer"] == scorer], "M", m)
-            d, s = _measured_row(res, {}, r, [(f"{g} {h}", k, dg) for h, k, dg in FID_IS_SFID])
-            data.update({(f"{g} {k}" if k.startswith("ΔFID") else k): v for k, v in d.items()})
-            disp.update({(f"{g} {k}" if k == CI else k): v for k, v in s.items()})
+            _add_group(data, disp, g, *_measured_row(res, {}, r, [(f"{g} {h}", k, dg) for h, k, dg in FID_IS_SFID]))
         rows.append((data, disp))
-    notes = [f"Pointwise: scorer {point_name} (sweep family loss); pairwise: scorer {res.main_scorer} "
+    notes = [f"Pointwise: scorer {point_name} (sweep family {sweep_of(res, 'loss')}); pairwise: scorer {res.main_scorer} "
              f"(family {sweep_of(res, 'm_curve')}); both at ST = 2 on the same paired images."]
     if point.empty:
-        notes.append("Not measured: sweep family loss missing or empty.")
+        notes.append(f"Not measured: sweep family {sweep_of(res, 'loss')} missing or empty.")
         rows = rows[:0]
     return _table("table02", "Table 2: FID, IS and sFID for different M under the pointwise and the "
                   "pairwise loss", rows, columns, notes + _common_notes(res))
@@ -180,15 +178,12 @@ def table10b(res: Results) -> Table:
     for m in sorted({int(v) for v in without["M"]}):
         data, disp = {"M": m}, {"M": str(m)}
         for (header, tag), r in zip(cols, (_at(with_first, "M", m), _at(without, "M", m))):
-            d, s = _measured_row(res, {}, r, [(header, "fid", 3)])
-            prefix = "w" if tag == "w" else "w/o"
-            data.update({(f"{prefix} {k}" if k.startswith("ΔFID") else k): v for k, v in d.items()})
-            disp.update({(f"{prefix} {k}" if k == CI else k): v for k, v in s.items()})
+            _add_group(data, disp, "w" if tag == "w" else "w/o", *_measured_row(res, {}, r, [(header, "fid", 3)]))
         rows.append((data, disp))
     notes = [f"Scorer trained with scale 1 (family {sweep_of(res, 'm_curve')}) vs without it (family "
              f"{sweep_of(res, 'first_scale')}), same paired images."]
     if without.empty:
-        notes.append("Not measured: sweep family first_scale missing or empty.")
+        notes.append(f"Not measured: sweep family {sweep_of(res, 'first_scale')} missing or empty.")
     return _table("table10b", "Table 10 (companion): FID with the scorer trained w and w/o the first scale",
                   rows, columns, notes + _common_notes(res))
 
@@ -204,6 +199,12 @@ def table11(res: Results) -> Table:
             rows.append(_measured_row(res, {"model": label, "scale k": int(r["only_scale"]), "M": int(r["M"])}, r,
                                       [("FID↓", "fid", 3)]))
     if not _attribution_families(res):
-        notes.append("Not measured: no sweep family sets only_scale.")
+        notes.append("Not measured: no sweep has role attribution.")
     return _table("table11", "Table 11: Where the gain comes from: ΔFID with M candidates at one scale only",
                   rows, ["model", "scale k", "M", "FID↓", CI, REPS, SOURCE], notes + _common_notes(res))
+
+
+def _add_group(data: dict, disp: dict, group: str, d: dict, s: dict) -> None:
+    """One column group's cells of a measured row, its ΔFID columns (and their display) prefixed."""
+    data.update({(f"{group} {k}" if k.startswith("ΔFID") else k): v for k, v in d.items()})
+    disp.update({(f"{group} {k}" if k == CI else k): v for k, v in s.items()})

@@ -70,7 +70,9 @@ def load_results(spec: ReportSpec, metrics_dir: str | Path, runs_dir: str | Path
         res.sweeps[path.stem] = _read_sweep(path)
     for role in REQUIRED_ROLES:
         family, feeds = sweep_of(res, role), ROLES[role]
-        if family not in res.sweeps:
+        if family == role and not any(sw.role == role for sw in spec.ablations.sweeps.values()):
+            res.missing.append(f"no sweep in ablations.sweeps has role {role} ({feeds})")
+        elif family not in res.sweeps:
             res.missing.append(f"`{metrics_dir / 'sweeps' / (family + '.csv')}`: sweep family {family} ({feeds})")
     if spec.flexvar.enabled:
         for name, sw in spec.flexvar.sweeps.items():
